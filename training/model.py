@@ -1,0 +1,128 @@
+"""The frozen (consolidated) VAD network and its analytic FLOP count.
+
+This is what consolidation produces (dropped channels removed for real) and what export
+freezes into ONNX. The training-time network with learnable widths lives in
+``training.dynamic``; it has the same layers at their maximum widths, and consolidation
+slices its weights into a ``FrozenVAD`` with the chosen widths.
+
+Architecture (causal, streamable frame by frame at the front end's hop, no lookahead):
+
+    features [B, T, F]  (log-mel frames)
+      -> (x - feat_mean) / feat_std                        per-band normalisation
+      -> inp: Linear(F -> input_width), ReLU               dynamic width  (input projection)
+      -> dw:  causal depthwise conv over time, kernel k    state: last k-1 frames of inp
+      -> pw:  Linear(input_width -> conv_width), ReLU      dynamic width
+      -> gru: GRU(conv_width -> gru_width)                 dynamic width; state: hidden
+      -> out: Linear(gru_width -> 1), sigmoid              probability per frame
+
+Streaming form: ``forward(features, state_conv, state_gru)`` returns
+``(probability [B, T], state_conv_out [B, k-1, input_width], state_gru_out [B, gru_width])``;
+a fresh stream starts from zero states. Input names follow ``vad.modelmeta``.
+
+The FLOP count (a multiply-add = 2 FLOPs) is ``flops_per_frame``: it takes plain numbers
+or torch tensors, so the same function is the differentiable complexity term in training
+(bilinear in consecutive widths) and the frozen model's figure at export.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchConfig:
+    """Widths of the network. In training these are the maximum widths."""
+
+    n_features: int = 40
+    input_width: int = 32
+    conv_width: int = 32
+    gru_width: int = 32
+    conv_kernel_frames: int = 4
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"ArchConfig.{f.name}={value!r}: must be an integer >= 1")
+        if self.conv_kernel_frames < 2:
+            raise ValueError(f"ArchConfig.conv_kernel_frames={self.conv_kernel_frames}: must be >= 2")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ArchConfig:
+        return cls(**{k: int(v) for k, v in data.items()})
+
+    @property
+    def widths(self) -> dict[str, int]:
+        return {"input": self.input_width, "conv": self.conv_width, "gru": self.gru_width}
+
+
+def flops_per_frame(n_features, input_width, conv_width, gru_width, conv_kernel_frames):
+    """Network FLOPs for one frame; arguments may be ints, floats or tensors (differentiable).
+
+    norm 2F; inp 2*F*c1 + 2*c1 (bias, ReLU); dw 2*k*c1 + c1 (bias);
+    pw 2*c1*c2 + 2*c2 (bias, ReLU); gru 6*h*(c2 + h) + 13*h (matmuls, 6 biases,
+    3 activations, r*(.), (1-z)*n + z*h); out 2*h + 2 (bias, sigmoid).
+    """
+    f, c1, c2, h, k = n_features, input_width, conv_width, gru_width, conv_kernel_frames
+    return (
+        2 * f
+        + 2 * f * c1 + 2 * c1
+        + 2 * k * c1 + c1
+        + 2 * c1 * c2 + 2 * c2
+        + 6 * h * (c2 + h) + 13 * h
+        + 2 * h + 2
+    )
+
+
+def network_flops_per_second(arch: ArchConfig, frames_per_second: float) -> float:
+    return float(
+        flops_per_frame(arch.n_features, arch.input_width, arch.conv_width, arch.gru_width, arch.conv_kernel_frames)
+        * frames_per_second
+    )
+
+
+class FrozenVAD(nn.Module):
+    """The consolidated network at fixed widths (see module docstring)."""
+
+    def __init__(self, arch: ArchConfig):
+        super().__init__()
+        self.arch = arch
+        c1, c2, h, k = arch.input_width, arch.conv_width, arch.gru_width, arch.conv_kernel_frames
+        self.register_buffer("feat_mean", torch.zeros(arch.n_features))
+        self.register_buffer("feat_std", torch.ones(arch.n_features))
+        self.inp = nn.Linear(arch.n_features, c1)
+        self.dw = nn.Conv1d(c1, c1, kernel_size=k, groups=c1)
+        self.pw = nn.Linear(c1, c2)
+        self.gru = nn.GRU(c2, h, batch_first=True)
+        self.out = nn.Linear(h, 1)
+
+    def initial_state(self, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        a = self.arch
+        return (
+            torch.zeros(batch, a.conv_kernel_frames - 1, a.input_width),
+            torch.zeros(batch, a.gru_width),
+        )
+
+    def forward(self, features: torch.Tensor, state_conv: torch.Tensor, state_gru: torch.Tensor):
+        x = (features - self.feat_mean) / self.feat_std
+        x = torch.relu(self.inp(x))  # [B, T, c1]
+        ctx = torch.cat([state_conv, x], dim=1)  # [B, k-1+T, c1]
+        new_conv = ctx[:, ctx.shape[1] - (self.arch.conv_kernel_frames - 1):, :]
+        y = self.dw(ctx.transpose(1, 2)).transpose(1, 2)  # [B, T, c1]
+        z = torch.relu(self.pw(y))
+        g, hn = self.gru(z, state_gru.unsqueeze(0))
+        prob = torch.sigmoid(self.out(g)).squeeze(-1)
+        return prob, new_conv, hn.squeeze(0)
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def flops_per_second(self, frames_per_second: float) -> float:
+        return network_flops_per_second(self.arch, frames_per_second)
