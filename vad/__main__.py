@@ -1,0 +1,5 @@
+import sys
+
+from vad.cli import main
+
+sys.exit(main())
