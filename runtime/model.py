@@ -1,0 +1,149 @@
+"""A loaded VAD model: one ONNX inference session plus the metadata it carries.
+
+``VADModel`` is immutable after loading and safe to share: many ``StreamingVAD``
+instances (on many threads) can use one ``VADModel``; each stream keeps its own
+recurrent state, so results do not depend on who else uses the model.
+
+Model resolution: ``VADModel()`` (or ``VADModel(None)``) loads the shipped default,
+``models/default.onnx`` inside the installed ``models`` package
+(``importlib.resources.files("models")``); a str/Path loads that file.
+
+Backends:
+
+* ``"onnxruntime"`` (the reference and the default): CPUExecutionProvider, ``intra_op_threads``
+  intra-op threads (1 by default), sequential execution.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from vad.errors import InvalidInputError, ModelFileError
+from vad.features import FeatureSpec
+from vad.modelmeta import (
+    FEATURES_INPUT,
+    PROBABILITY_OUTPUT,
+    STATE_OUT_SUFFIX,
+    STATE_PREFIX,
+    ModelMetadata,
+    parse_metadata_props,
+)
+
+DEFAULT_MODEL_NAME = "default.onnx"
+BACKENDS = ("onnxruntime",)
+
+
+def default_model_path() -> Path:
+    """Path of the shipped default model (``models/default.onnx`` of the installed package).
+
+    Raises ModelFileError when the package ships no default model.
+    """
+    path = Path(str(importlib.resources.files("models") / DEFAULT_MODEL_NAME))
+    if not path.is_file():
+        raise ModelFileError(
+            f"no default model shipped at {path}; pass a model file explicitly (e.g. StreamingVAD('model.onnx'))"
+        )
+    return path
+
+
+def shipped_model_paths() -> list[Path]:
+    """All ``*.onnx`` files shipped in the ``models`` package (default first, then by name)."""
+    root = Path(str(importlib.resources.files("models")))
+    paths = sorted(root.glob("*.onnx"), key=lambda p: (p.name != DEFAULT_MODEL_NAME, p.name))
+    return paths
+
+
+class VADModel:
+    """One exported model loaded for inference.
+
+    Args:
+        path: model file; None loads the shipped default (``default_model_path()``).
+        intra_op_threads: onnxruntime intra-op threads (1 = no thread pool, best for
+            a tiny network run per stream).
+        backend: inference backend, one of ``BACKENDS``.
+
+    Attributes:
+        path: the loaded file.
+        metadata: the validated ``ModelMetadata`` (feature spec, widths, post-processing defaults...).
+        spec: ``metadata.feature_spec`` (what the front end must compute).
+        state_shapes: {state input name: shape without the batch axis}.
+    """
+
+    def __init__(self, path: str | Path | None = None, intra_op_threads: int = 1, backend: str = "onnxruntime"):
+        import onnxruntime as ort
+
+        if isinstance(intra_op_threads, bool) or not isinstance(intra_op_threads, int) or intra_op_threads < 1:
+            raise InvalidInputError(f"intra_op_threads={intra_op_threads!r}: must be an integer >= 1")
+        if backend not in BACKENDS:
+            raise InvalidInputError(f"backend={backend!r}: must be one of {', '.join(BACKENDS)}")
+        self.path = default_model_path() if path is None else Path(path)
+        if not self.path.is_file():
+            raise ModelFileError(f"model file not found: {self.path}")
+        self.backend = backend
+        self.intra_op_threads = intra_op_threads
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = intra_op_threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self._session = ort.InferenceSession(str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelFileError(f"{self.path}: not a readable ONNX model: {exc}") from exc
+        props = dict(self._session.get_modelmeta().custom_metadata_map)
+        self.metadata: ModelMetadata = parse_metadata_props(props, source=str(self.path))
+        self.spec: FeatureSpec = self.metadata.feature_spec
+        self._check_io()
+        self._lock = threading.Lock()  # only guards lazy backend set-up, never inference
+
+    def _check_io(self) -> None:
+        inputs = {i.name: i for i in self._session.get_inputs()}
+        outputs = {o.name: o for o in self._session.get_outputs()}
+        if FEATURES_INPUT not in inputs or PROBABILITY_OUTPUT not in outputs:
+            raise ModelFileError(
+                f"{self.path}: graph must have input {FEATURES_INPUT!r} and output {PROBABILITY_OUTPUT!r}, "
+                f"has inputs {sorted(inputs)} and outputs {sorted(outputs)}"
+            )
+        feat_shape = inputs[FEATURES_INPUT].shape
+        if len(feat_shape) != 3 or (isinstance(feat_shape[2], int) and feat_shape[2] != self.spec.n_mels):
+            raise ModelFileError(
+                f"{self.path}: input {FEATURES_INPUT!r} has shape {feat_shape}, expected [batch, frames, {self.spec.n_mels}]"
+            )
+        self.state_shapes: dict[str, tuple[int, ...]] = {}
+        self._state_outputs: dict[str, str] = {}
+        for name, info in inputs.items():
+            if name == FEATURES_INPUT:
+                continue
+            if not name.startswith(STATE_PREFIX):
+                raise ModelFileError(f"{self.path}: unexpected graph input {name!r}")
+            out_name = name + STATE_OUT_SUFFIX
+            if out_name not in outputs:
+                raise ModelFileError(f"{self.path}: state input {name!r} has no output {out_name!r}")
+            shape = tuple(info.shape[1:])
+            if not all(isinstance(d, int) and d >= 0 for d in shape):
+                raise ModelFileError(f"{self.path}: state input {name!r} must have a fixed shape, has {info.shape}")
+            self.state_shapes[name] = shape
+            self._state_outputs[name] = out_name
+        self._output_names = [PROBABILITY_OUTPUT] + [self._state_outputs[n] for n in self.state_shapes]
+
+    def initial_state(self) -> dict[str, np.ndarray]:
+        """Fresh (all-zero) recurrent state for one stream (batch 1)."""
+        return {name: np.zeros((1, *shape), dtype=np.float32) for name, shape in self.state_shapes.items()}
+
+    def run(self, features: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Run the network on ``features`` float32 [frames, n_mels] from ``state``.
+
+        Returns (probabilities float32 [frames], new state). Thread-safe; ``state`` is not modified.
+        """
+        feeds = {FEATURES_INPUT: features[None, :, :]}
+        feeds.update(state)
+        outs = self._session.run(self._output_names, feeds)
+        new_state = dict(zip(self.state_shapes, outs[1:], strict=True))
+        return outs[0][0], new_state
+
+    def __repr__(self) -> str:
+        return f"VADModel({str(self.path)!r}, name={self.metadata.name!r}, backend={self.backend!r})"
