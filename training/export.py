@@ -37,14 +37,14 @@ from typing import Any
 
 import torch
 
-from training.model import ArchConfig, FrozenVAD
+from training.model import FrozenVAD
 from vad.errors import InvalidInputError, ModelFileError
 from vad.features import FeatureSpec
 from vad.modelmeta import FEATURES_INPUT, PROBABILITY_OUTPUT, STATE_OUT_SUFFIX, STATE_PREFIX, ModelMetadata
 from vad.postprocess import PostprocessConfig
 
 OPSET = 17
-ARCHITECTURE_NAME = "FrozenVAD"
+ARCHITECTURE_NAME = "causal-dwconv-gru"  # same name training.consolidate writes
 STATE_NAMES = ("conv", "gru")
 EXAMPLE_FRAMES = 3
 _METADATA_PROPS_FIELD = 14  # onnx.proto: ModelProto.metadata_props (repeated StringStringEntryProto)
@@ -67,7 +67,12 @@ def build_metadata(
     hop_ms = 1000.0 * feature_spec.hop_s
     return ModelMetadata(
         feature_spec=feature_spec,
-        architecture={"name": ARCHITECTURE_NAME, "widths": dict(arch.widths), **arch.to_dict()},
+        architecture={
+            "name": ARCHITECTURE_NAME,
+            "widths": dict(arch.widths),
+            "n_features": arch.n_features,
+            "conv_kernel_frames": arch.conv_kernel_frames,
+        },
         network_flops_per_second=model.flops_per_second(feature_spec.frames_per_second),
         frontend_flops_per_second=feature_spec.flops_per_second(),
         parameters=int(model.parameter_count()),
@@ -176,74 +181,28 @@ def export_onnx(model: FrozenVAD, metadata: ModelMetadata, path: str | Path) -> 
 
 # --- from a consolidated checkpoint ---------------------------------------------------------
 
-_STATE_DICT_KEYS = ("state_dict", "model", "model_state", "frozen_state_dict")
-_ARCH_KEYS = ("arch", "arch_config", "architecture")
-
-
-def _first(ckpt: dict, keys: tuple[str, ...], what: str, source: str):
-    for key in keys:
-        if key in ckpt:
-            return ckpt[key]
-    raise ModelFileError(f"{source}: checkpoint lacks {what} (looked for keys {', '.join(keys)})")
-
-
-def load_consolidated(path: str | Path) -> tuple[FrozenVAD, dict[str, Any]]:
-    """Load a consolidated checkpoint (``torch.load(weights_only=True)`` dict carrying its config).
-
-    Returns (FrozenVAD in eval mode, the checkpoint dict). The dict must hold the frozen
-    weights (``state_dict``) and the final widths (``arch``: ``ArchConfig.to_dict()``).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelFileError(f"{path}: not a readable torch checkpoint: {exc}") from exc
-    if not isinstance(ckpt, dict):
-        raise ModelFileError(f"{path}: checkpoint must be a dict, got {type(ckpt).__name__}")
-    arch_data = _first(ckpt, _ARCH_KEYS, "the architecture widths", str(path))
-    if isinstance(arch_data, dict) and "widths" in arch_data and "input_width" not in arch_data:
-        raise ModelFileError(f"{path}: 'arch' must be ArchConfig.to_dict(), got {sorted(arch_data)}")
-    try:
-        arch = ArchConfig.from_dict({k: v for k, v in dict(arch_data).items() if k in ArchConfig.__dataclass_fields__})
-    except (TypeError, ValueError) as exc:
-        raise ModelFileError(f"{path}: malformed architecture {arch_data!r}: {exc}") from exc
-    model = FrozenVAD(arch)
-    state = _first(ckpt, _STATE_DICT_KEYS, "the frozen weights", str(path))
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, TypeError) as exc:
-        raise ModelFileError(f"{path}: weights do not match widths {arch.widths}: {exc}") from exc
-    return model.eval(), ckpt
-
-
-def _dict_field(ckpt: dict, key: str) -> dict:
-    value = ckpt.get(key)
-    return dict(value) if isinstance(value, dict) else {}
-
 
 def export_checkpoint(
     checkpoint: str | Path, path: str | Path, name: str | None = None, postprocess: PostprocessConfig | None = None
 ) -> Path:
-    """Export a consolidated checkpoint to ``path``: feature spec, post-processing defaults,
-    metrics and training config are taken from the checkpoint when it carries them
-    (keys ``feature_spec``, ``postprocess``, ``metrics``, ``config``/``training``, ``name``)."""
-    model, ckpt = load_consolidated(checkpoint)
-    spec_data = ckpt.get("feature_spec")
-    spec = FeatureSpec.from_dict(spec_data) if isinstance(spec_data, dict) else FeatureSpec(n_mels=model.arch.n_features)
+    """Export a consolidated checkpoint (``training.consolidate``, kind ``vad-frozen``) to ``path``.
+
+    Feature spec, widths, FLOPs, parameters, latency, metrics and training config come from
+    the checkpoint (``training.consolidate.metadata_fields``); post-processing defaults from
+    ``postprocess``, else the checkpoint's ``postprocess`` entry when it has one, else
+    ``PostprocessConfig()``. The name defaults to the checkpoint's ``name`` or the file stem.
+    """
+    from training.consolidate import load_consolidated, metadata_fields
+
+    model, info = load_consolidated(checkpoint)
     if postprocess is None:
-        pp = ckpt.get("postprocess")
+        pp = info.get("postprocess")
         postprocess = PostprocessConfig.from_dict(pp) if isinstance(pp, dict) else PostprocessConfig()
-    training_info = _dict_field(ckpt, "training")
-    if "config" in ckpt and isinstance(ckpt["config"], dict):
-        training_info.setdefault("config", ckpt["config"])
-    metadata = build_metadata(
-        model,
-        spec,
-        postprocess=postprocess,
-        metrics=_dict_field(ckpt, "metrics"),
-        training=training_info,
-        name=name or str(ckpt.get("name") or Path(path).stem),
+    try:
+        fields = metadata_fields(info)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{checkpoint}: consolidated checkpoint lacks metadata: {exc}") from exc
+    metadata = ModelMetadata(
+        **fields, postprocess=postprocess, name=name or str(info.get("name") or Path(path).stem)
     )
     return export_onnx(model, metadata, path)
