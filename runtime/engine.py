@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from runtime.model import VADModel
-from vad.postprocess import PostprocessConfig
+from vad.errors import InvalidInputError, StreamStateError
+from vad.postprocess import PostprocessConfig, SegmentEvent, SegmentTracker
 
 DEFAULT_BLOCK_FRAMES = 4
 
@@ -89,6 +90,12 @@ class StreamResult:
         return self.frame_start_samples / self.sample_rate
 
 
+def _check_rate(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InvalidInputError(f"{name}={value!r}: must be an integer sample rate >= 1 Hz")
+    return int(value)
+
+
 class StreamingVAD:
     """Per-stream voice activity detection state over a (possibly shared) ``VADModel``.
 
@@ -100,8 +107,13 @@ class StreamingVAD:
         postprocess: None (the model's recommended defaults), a ``PostprocessConfig``, or a
             dict of overrides applied to the model's defaults.
         block_frames: frames per network call (>= 1); trades latency (block_frames * hop)
-            for per-call overhead.
+            for per-call overhead. Blocks are counted from the start of the stream, so the
+            results do not depend on how the audio is chunked.
         intra_op_threads, backend: passed to ``VADModel`` when ``model`` is a path/None.
+
+    Attributes:
+        model, sample_rate, config (the PostprocessConfig in use), frames_processed,
+        samples_received.
 
     Not thread-safe per instance: use one StreamingVAD per stream (they may share a model).
     """
@@ -115,7 +127,130 @@ class StreamingVAD:
         intra_op_threads: int = 1,
         backend: str = "onnxruntime",
     ):
-        raise NotImplementedError("StreamingVAD is being implemented (runtime helper)")
+        from runtime.frontend import StreamingLogMel
+        from vad.audio import StreamResampler
+
+        self.sample_rate = _check_rate(sample_rate, "sample_rate")
+        if isinstance(block_frames, bool) or not isinstance(block_frames, (int, np.integer)) or block_frames < 1:
+            raise InvalidInputError(f"block_frames={block_frames!r}: must be an integer >= 1")
+        self.block_frames = int(block_frames)
+        if not isinstance(model, VADModel):
+            model = VADModel(model, intra_op_threads=intra_op_threads, backend=backend)
+        self.model = model
+        spec = model.spec
+        self._spec = spec
+        self._model_rate = spec.sample_rate_hz
+        self._hop = spec.hop_length_samples
+        defaults = model.metadata.postprocess
+        if postprocess is None:
+            self.config = defaults
+        elif isinstance(postprocess, PostprocessConfig):
+            self.config = postprocess
+        elif isinstance(postprocess, dict):
+            unknown = sorted(set(postprocess) - set(defaults.to_dict()))
+            if unknown:
+                raise InvalidInputError(f"postprocess has unknown option(s): {', '.join(unknown)}")
+            self.config = defaults.replace(**postprocess)
+        else:
+            raise InvalidInputError(
+                f"postprocess must be None, a PostprocessConfig or a dict of overrides, got {type(postprocess).__name__}"
+            )
+        self._frontend = StreamingLogMel(spec)  # from the model's metadata, never defaults
+        self._resampler = None if self.sample_rate == self._model_rate else StreamResampler(self.sample_rate, self._model_rate)
+        self._tracker = SegmentTracker(self.config, spec.hop_s)
+        self._pending = np.zeros((self.block_frames, spec.n_mels), dtype=np.float32)
+        self.reset()
+
+    # -- state ---------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget the stream (state, buffers, counters); the next ``process`` starts a new one."""
+        self._frontend.reset()
+        if self._resampler is not None:
+            self._resampler.reset()
+        self._tracker.reset()
+        self._state = self.model.initial_state()
+        self._n_pending = 0
+        self.frames_processed = 0
+        self.samples_received = 0
+        self._flushed = False
+
+    @property
+    def latency_ms(self) -> float:
+        """Worst-case delay from the end of a frame to its probability (block + frame), no resampler."""
+        return 1000.0 * self._spec.hop_s * self.block_frames
+
+    # -- mapping model positions to input samples -----------------------------------------
+    def _to_input_samples(self, model_samples: np.ndarray | int):
+        """Nearest input-stream sample position of model-rate sample position(s)."""
+        if self._resampler is None:
+            return model_samples
+        return (2 * model_samples * self.sample_rate + self._model_rate) // (2 * self._model_rate)
+
+    def _event(self, ev: SegmentEvent) -> SpeechEvent:
+        start = int(self._to_input_samples(ev.start_frame * self._hop))
+        end = None if ev.end_frame is None else int(self._to_input_samples(ev.end_frame * self._hop))
+        return SpeechEvent(ev.kind, start, end, ev.mean_probability, self.sample_rate)
+
+    # -- processing ----------------------------------------------------------------------
+    def _check_chunk(self, chunk, sample_rate) -> np.ndarray:
+        if self._flushed:
+            raise StreamStateError("StreamingVAD.process() after flush(): call reset() to start a new stream")
+        if sample_rate is not None and sample_rate != self.sample_rate:
+            raise InvalidInputError(
+                f"chunk sample_rate={sample_rate!r} does not match the stream's sample_rate={self.sample_rate} "
+                "(make a StreamingVAD for that rate)"
+            )
+        if not isinstance(chunk, np.ndarray):
+            raise InvalidInputError(f"chunk must be a 1-D numpy array, got {type(chunk).__name__}")
+        if chunk.ndim != 1:
+            raise InvalidInputError(f"chunk must be 1-D mono samples, got shape {chunk.shape} (downmix first)")
+        if chunk.dtype.kind not in "fi":
+            raise InvalidInputError(f"chunk must be float or signed integer PCM (int16), got dtype {chunk.dtype}")
+        return chunk
+
+    def _infer(self, features: np.ndarray, final: bool) -> np.ndarray:
+        """Run whole blocks of the pending + new frames (all of them when final); return probabilities."""
+        block = self.block_frames
+        out = []
+        pos = 0
+        n = features.shape[0]
+        if self._n_pending:
+            take = min(block - self._n_pending, n)
+            self._pending[self._n_pending : self._n_pending + take] = features[:take]
+            self._n_pending += take
+            pos = take
+            if self._n_pending == block or (final and self._n_pending):
+                p, self._state = self.model.run(self._pending[: self._n_pending], self._state)
+                out.append(p)
+                self._n_pending = 0
+        while n - pos >= block or (final and n - pos > 0):
+            stop = min(pos + block, n)
+            p, self._state = self.model.run(np.ascontiguousarray(features[pos:stop]), self._state)
+            out.append(p)
+            pos = stop
+        rest = n - pos
+        if rest:
+            self._pending[:rest] = features[pos:]
+            self._n_pending = rest
+        if not out:
+            return _EMPTY_F32
+        return out[0] if len(out) == 1 else np.concatenate(out)
+
+    def _result(self, probs: np.ndarray, events: list[SegmentEvent]) -> StreamResult:
+        first = self.frames_processed
+        n = probs.shape[0]
+        idx = np.arange(first, first + n, dtype=np.int64)
+        self.frames_processed = first + n
+        starts = self._to_input_samples(idx * self._hop)
+        ends = self._to_input_samples((idx + 1) * self._hop)
+        return StreamResult(
+            probabilities=probs,
+            frame_indices=idx,
+            frame_start_samples=starts,
+            frame_end_samples=ends,
+            events=[self._event(e) for e in events],
+            sample_rate=self.sample_rate,
+        )
 
     def process(self, chunk: np.ndarray, sample_rate: int | None = None) -> StreamResult:
         """Feed the next chunk (1-D int16 or float32/float64 mono, any length incl. 0).
@@ -124,12 +259,38 @@ class StreamingVAD:
         (bad dtype/shape/non-finite/rate; the stream state is unchanged) or StreamStateError
         (called after ``flush`` without ``reset``).
         """
-        raise NotImplementedError
+        x = self._check_chunk(chunk, sample_rate)
+        if self._resampler is not None:
+            x = self._resampler.process(x)  # validates values first; float32 at the model rate
+        features = self._frontend.process(x)
+        self.samples_received += chunk.shape[0]
+        probs = self._infer(features, final=False)
+        events = self._tracker.push(probs) if probs.shape[0] else []
+        return self._result(probs, events)
 
     def flush(self) -> StreamResult:
-        """End the stream: run the remaining frames, close an open segment, return the rest."""
-        raise NotImplementedError
+        """End the stream: run the remaining frames, close an open segment, return the rest.
 
-    def reset(self) -> None:
-        """Forget the stream (state, buffers, counters); the next ``process`` starts a new one."""
-        raise NotImplementedError
+        A trailing partial hop (fewer than ``hop`` model-rate samples) yields no frame.
+        After ``flush`` the stream needs ``reset()`` before the next ``process``.
+        """
+        if self._flushed:
+            raise StreamStateError("StreamingVAD.flush() called twice: call reset() to start a new stream")
+        features = _EMPTY_FEATURES if self._resampler is None else self._frontend.process(self._resampler.flush())
+        if features.shape[1:] != (self._spec.n_mels,):
+            features = features.reshape(-1, self._spec.n_mels)
+        probs = self._infer(features, final=True)
+        events = self._tracker.push(probs) if probs.shape[0] else []
+        events += self._tracker.flush()
+        self._flushed = True
+        return self._result(probs, events)
+
+    def __repr__(self) -> str:
+        return (
+            f"StreamingVAD(model={self.model!r}, sample_rate={self.sample_rate}, block_frames={self.block_frames}, "
+            f"frames_processed={self.frames_processed})"
+        )
+
+
+_EMPTY_F32 = np.zeros(0, dtype=np.float32)
+_EMPTY_FEATURES = np.zeros((0, 0), dtype=np.float32)
