@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.model import VADModel
+from runtime.model import DEFAULT_BACKEND, VADModel
 from vad.errors import InvalidInputError, StreamStateError
 from vad.postprocess import PostprocessConfig, SegmentEvent, SegmentTracker
 
@@ -125,7 +125,7 @@ class StreamingVAD:
         postprocess: PostprocessConfig | dict | None = None,
         block_frames: int = DEFAULT_BLOCK_FRAMES,
         intra_op_threads: int = 1,
-        backend: str = "onnxruntime",
+        backend: str = DEFAULT_BACKEND,
     ):
         from runtime.frontend import StreamingLogMel
         from vad.audio import StreamResampler

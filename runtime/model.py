@@ -12,12 +12,19 @@ Backends:
 
 * ``"onnxruntime"`` (the reference and the default): CPUExecutionProvider, ``intra_op_threads``
   intra-op threads (1 by default), sequential execution.
+* ``"numba"``: ``runtime.network.NumbaNetwork``, the same network in a numba kernel with the
+  weights read from the file; no per-call overhead, so it suits one-frame blocks. On load it
+  is checked against onnxruntime (max abs difference <= 1e-5 on a probe sequence, else
+  ModelFileError). The onnxruntime session is still created (metadata, I/O checks, parity).
+* ``"auto"`` (the default): ``"numba"`` when the model's architecture is one it runs and
+  it passes the parity probe, else ``"onnxruntime"``; ``VADModel.backend`` says which.
+  Measured (``vad bench``): numba runs a one-frame block in ~4 us, onnxruntime needs
+  ~50-100 us per call, i.e. blocks of 16+ frames (160 ms latency) to get near that.
 """
 
 from __future__ import annotations
 
 import importlib.resources
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +41,10 @@ from vad.modelmeta import (
 )
 
 DEFAULT_MODEL_NAME = "default.onnx"
-BACKENDS = ("onnxruntime",)
+BACKENDS = ("auto", "onnxruntime", "numba")
+DEFAULT_BACKEND = "auto"
+_PROBE_FRAMES = 64
+_PROBE_SEED = 1234
 
 
 def default_model_path() -> Path:
@@ -64,7 +74,7 @@ class VADModel:
         path: model file; None loads the shipped default (``default_model_path()``).
         intra_op_threads: onnxruntime intra-op threads (1 = no thread pool, best for
             a tiny network run per stream).
-        backend: inference backend, one of ``BACKENDS``.
+        backend: inference backend, one of ``BACKENDS`` (see the module docstring).
 
     Attributes:
         path: the loaded file.
@@ -73,7 +83,7 @@ class VADModel:
         state_shapes: {state input name: shape without the batch axis}.
     """
 
-    def __init__(self, path: str | Path | None = None, intra_op_threads: int = 1, backend: str = "onnxruntime"):
+    def __init__(self, path: str | Path | None = None, intra_op_threads: int = 1, backend: str = DEFAULT_BACKEND):
         import onnxruntime as ort
 
         if isinstance(intra_op_threads, bool) or not isinstance(intra_op_threads, int) or intra_op_threads < 1:
@@ -98,7 +108,40 @@ class VADModel:
         self.metadata: ModelMetadata = parse_metadata_props(props, source=str(self.path))
         self.spec: FeatureSpec = self.metadata.feature_spec
         self._check_io()
-        self._lock = threading.Lock()  # only guards lazy backend set-up, never inference
+        self._net = None
+        self.parity_max_abs_diff: float | None = None
+        if backend != "onnxruntime":
+            from runtime.network import ARCHITECTURE_NAME, PARITY_TOLERANCE, NumbaNetwork
+
+            if backend == "auto" and self.metadata.architecture.get("name") != ARCHITECTURE_NAME:
+                self.backend = "onnxruntime"
+            else:
+                net = NumbaNetwork(self.path, self.metadata.architecture)
+                self.parity_max_abs_diff = self._probe_parity(net)
+                if self.parity_max_abs_diff <= PARITY_TOLERANCE:
+                    self._net = net
+                    self.backend = "numba"
+                elif backend == "auto":
+                    self.backend = "onnxruntime"
+                else:
+                    raise ModelFileError(
+                        f"{self.path}: numba backend differs from onnxruntime by {self.parity_max_abs_diff:.3g} "
+                        f"(> {PARITY_TOLERANCE}); use backend='onnxruntime'"
+                    )
+
+    def _probe_parity(self, net) -> float:
+        """Max abs probability difference numba vs onnxruntime on a seeded probe (two calls, state carried)."""
+        rng = np.random.default_rng(_PROBE_SEED)
+        feats = (rng.standard_normal((_PROBE_FRAMES, self.spec.n_mels)) * 4.0 - 8.0).astype(np.float32)
+        half = _PROBE_FRAMES // 2
+        ref_state = self.initial_state()
+        net_state = self.initial_state()
+        worst = 0.0
+        for part in (feats[:half], feats[half:]):
+            ref, ref_state = self._run_onnxruntime(part, ref_state)
+            got, net_state = net.run(part, net_state)
+            worst = max(worst, float(np.max(np.abs(ref - got))))
+        return worst
 
     def _check_io(self) -> None:
         inputs = {i.name: i for i in self._session.get_inputs()}
@@ -139,6 +182,11 @@ class VADModel:
 
         Returns (probabilities float32 [frames], new state). Thread-safe; ``state`` is not modified.
         """
+        if self._net is not None:
+            return self._net.run(features, state)
+        return self._run_onnxruntime(features, state)
+
+    def _run_onnxruntime(self, features: np.ndarray, state: dict[str, np.ndarray]):
         feeds = {FEATURES_INPUT: features[None, :, :]}
         feeds.update(state)
         outs = self._session.run(self._output_names, feeds)
