@@ -48,6 +48,11 @@ def build_energy_vad():
         model.gru.weight_ih_l0[2 * h, 0] = _GRU_GAIN
         model.out.weight[0, 0] = _OUT_WEIGHT
         model.out.bias[0] = _OUT_BIAS
+        # channel 1 of each layer is unused downstream; distinct biases there keep the
+        # exporter from merging equal (all-zero) initializers into one
+        model.inp.bias[1] = 0.1
+        model.dw.bias[1] = 0.2
+        model.pw.bias[1] = 0.3
     return model.eval()
 
 

@@ -487,12 +487,17 @@ def _reason(exc: BaseException, path: Path) -> str:
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_init(model_spec: Any, opts: _BatchOptions) -> None:
-    _WORKER["loaded"] = _LoadedModel(model_spec)
+def _worker_init(model_path: Path, opts: _BatchOptions) -> None:
     _WORKER["opts"] = opts
+    try:
+        _WORKER["loaded"] = _LoadedModel(model_path)
+    except Exception as exc:  # reported per file instead of killing the pool
+        _WORKER["error"] = f"worker could not load the model: {exc}"
 
 
 def _worker_run(job: _Job) -> tuple[int, FileOutcome]:
+    if "error" in _WORKER:
+        return job.index, FileOutcome(job.path, job.output, FAILED, _WORKER["error"])
     return job.index, _label_one(_WORKER["loaded"], job, _WORKER["opts"])
 
 
@@ -568,27 +573,20 @@ def label_files(
 
     opts = _BatchOptions(fmt, probabilities, postprocess)
     if pending:
-        model_spec = _model_spec_for_workers(model)
+        # load the model here first: a bad model is one clear error, not one per file
+        loaded = model if isinstance(model, _LoadedModel) else _LoadedModel(model)
         if jobs == 1 or len(pending) == 1:
-            loaded = model if isinstance(model, _LoadedModel) else _LoadedModel(model)
             for job in pending:
                 outcomes[job.index] = _label_one(loaded, job, opts)
                 if on_progress:
                     on_progress(outcomes[job.index])
         else:
-            _run_pool(pending, min(jobs, len(pending)), model_spec, opts, outcomes, on_progress)
+            _run_pool(pending, min(jobs, len(pending)), loaded.path, opts, outcomes, on_progress)
     done = tuple(o for o in outcomes if o is not None)
     return BatchSummary(tuple(missing) + done, time.perf_counter() - t0)
 
 
-def _model_spec_for_workers(model: Any) -> Any:
-    """What a worker process needs to load the same model: None or a path."""
-    if model is None or isinstance(model, (str, os.PathLike)):
-        return model
-    return Path(model.path)
-
-
-def _run_pool(pending, jobs, model_spec, opts, outcomes, on_progress) -> None:
+def _run_pool(pending, jobs, model_path, opts, outcomes, on_progress) -> None:
     import concurrent.futures as cf
     import multiprocessing
 
@@ -597,7 +595,7 @@ def _run_pool(pending, jobs, model_spec, opts, outcomes, on_progress) -> None:
     # longest files first keeps all workers busy to the end
     order = sorted(pending, key=lambda j: -_size_or_zero(j.path))
     with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
-                                initargs=(model_spec, opts)) as pool:  # fmt: skip
+                                initargs=(model_path, opts)) as pool:  # fmt: skip
         futures = {pool.submit(_worker_run, job): job for job in order}
         for fut in cf.as_completed(futures):
             job = futures[fut]

@@ -1,0 +1,351 @@
+"""`vad label` and vad.labeling: discovery, naming, formats, skip/overwrite, errors, jobs.
+
+Audio is synthesised in tmp_path (loud noise bursts in near-silence) and labelled with the
+energy-tracking test model, so these tests need neither the data bundle nor a trained model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.fixtures_models import energy_model_path  # noqa: F401 - pytest fixture
+from vad import labeling
+from vad.cli import main as vad_main
+from vad.errors import AudioFileError, InvalidInputError
+from vad.labels import read_labels
+from vad.postprocess import PostprocessConfig
+
+RATE = 16000
+HOP_S = 0.01
+BURSTS_S = ((1.0, 2.0), (3.0, 3.5))  # loud parts of the synthetic recording
+LENGTH_S = 4.5
+
+
+def speechlike(rate: int = RATE, bursts=BURSTS_S, length_s: float = LENGTH_S, seed: int = 0) -> np.ndarray:
+    """Near-silence (-80 dBFS noise) with loud noise bursts (-12 dBFS) at ``bursts``."""
+    rng = np.random.default_rng(seed)
+    x = 1e-4 * rng.standard_normal(int(length_s * rate))
+    for a, b in bursts:
+        x[int(a * rate) : int(b * rate)] += 0.25 * rng.standard_normal(int(b * rate) - int(a * rate))
+    return x.astype(np.float32)
+
+
+def write_audio(path: Path, x: np.ndarray | None = None, rate: int = RATE, **kw) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, speechlike(rate) if x is None else x, rate, **kw)
+    return path
+
+
+def cli(*argv) -> int:
+    return vad_main([str(a) for a in argv])
+
+
+def assert_bursts_found(segments, tol_s: float = 0.1) -> None:
+    assert len(segments) == len(BURSTS_S), segments
+    for seg, (a, b) in zip(segments, BURSTS_S, strict=True):
+        assert abs(seg.start_s - a) < tol_s and abs(seg.end_s - b) < tol_s, (seg, a, b)
+
+
+# --- discovery and naming -----------------------------------------------------------------
+
+
+def test_find_audio_files_recurses_sorted_audio_only(tmp_path):
+    for rel in ("b/z.wav", "b/a.flac", "a/y.ogg", "a/deep/x.WAV", "a/notes.txt", "a/.hidden.wav", "c.rttm"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    explicit = tmp_path / "c.rttm"
+    files, unmatched = labeling.find_audio_files([tmp_path, explicit, tmp_path / "b" / "z.wav", tmp_path / "nope.wav"])
+    rel = [f.relative_to(tmp_path).as_posix() for f in files]
+    # folder: sorted walk, audio suffixes only (case-insensitive), hidden skipped;
+    # explicit file kept whatever its suffix; duplicates dropped; missing path reported
+    assert rel == ["a/deep/x.WAV", "a/y.ogg", "b/a.flac", "b/z.wav", "c.rttm"]
+    assert unmatched == [str(tmp_path / "nope.wav")]
+
+
+def test_find_audio_files_expands_globs(tmp_path):
+    for rel in ("d1/a.wav", "d1/a.txt", "d2/sub/b.flac"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    files, unmatched = labeling.find_audio_files([str(tmp_path / "**" / "*.*"), str(tmp_path / "zz*")])
+    assert [f.name for f in files] == ["a.wav", "b.flac"]
+    assert unmatched == [str(tmp_path / "zz*")]
+
+
+def test_plan_outputs_mirrors_tree_and_resolves_collisions(tmp_path):
+    inputs = [tmp_path / "in/a/x.wav", tmp_path / "in/b/x.wav", tmp_path / "in/b/c/y.flac", tmp_path / "in/b/x.flac"]
+    out = labeling.plan_outputs(inputs, "rttm", tmp_path / "out")
+    assert [o.relative_to(tmp_path / "out").as_posix() for o in out] == [
+        "a/x.rttm", "b/x.wav.rttm", "b/c/y.rttm", "b/x.flac.rttm",
+    ]  # fmt: skip
+    beside = labeling.plan_outputs(inputs[:3], "audacity")
+    assert beside == [tmp_path / "in/a/x.txt", tmp_path / "in/b/x.txt", tmp_path / "in/b/c/y.txt"]
+    single = labeling.plan_outputs([tmp_path / "in/a/x.wav"], "json", tmp_path / "o")
+    assert single == [tmp_path / "o/x.json"]
+    with pytest.raises(InvalidInputError, match="format"):
+        labeling.plan_outputs(inputs, "textgrid")
+
+
+# --- the Python API -------------------------------------------------------------------------
+
+
+def test_label_file_api(tmp_path, energy_model_path):  # noqa: F811
+    path = write_audio(tmp_path / "s.wav")
+    result = labeling.label_file(path, model=energy_model_path)
+    assert_bursts_found(result.segments)
+    assert all(0.5 < s.score <= 1.0 for s in result.segments)
+    assert result.probabilities.dtype == np.float32
+    assert result.probabilities.shape == (int(LENGTH_S * RATE) // 160,)
+    assert result.frame_hop_s == pytest.approx(HOP_S)
+    assert result.duration_s == pytest.approx(LENGTH_S)
+    assert result.sample_rate == RATE
+    assert result.model_name == "energy-test"
+    assert result.model_sha256 == hashlib.sha256(Path(energy_model_path).read_bytes()).hexdigest()
+    assert result.postprocess == PostprocessConfig()
+    # the frames inside a burst are speech, the frames in the silence are not
+    assert result.probabilities[150] > 0.9 and result.probabilities[50] < 0.1
+
+
+def test_label_file_any_rate_and_channels(tmp_path, energy_model_path):  # noqa: F811
+    mono = speechlike(48000)
+    path = write_audio(tmp_path / "st.flac", np.stack([mono, mono], axis=1), 48000)
+    result = labeling.label_file(path, model=energy_model_path)
+    assert result.sample_rate == 48000
+    assert_bursts_found(result.segments)
+
+
+def test_label_file_postprocess_override(tmp_path, energy_model_path):  # noqa: F811
+    path = write_audio(tmp_path / "s.wav")
+    wide = labeling.label_file(path, model=energy_model_path, postprocess=PostprocessConfig(speech_pad_ms=200.0))
+    base = labeling.label_file(path, model=energy_model_path)
+    assert wide.segments[0].start_s == pytest.approx(base.segments[0].start_s - 0.17, abs=1e-6)
+    with pytest.raises(InvalidInputError):
+        labeling.label_file(path, model=energy_model_path, postprocess={"speech_pad_ms": 1})
+
+
+def test_label_file_errors_name_the_reason(tmp_path, energy_model_path):  # noqa: F811
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(os.urandom(3000))
+    with pytest.raises(AudioFileError, match="not a readable audio file"):
+        labeling.label_file(bad, model=energy_model_path)
+    with pytest.raises(AudioFileError, match="no such file"):
+        labeling.label_file(tmp_path / "missing.wav", model=energy_model_path)
+
+
+def test_empty_and_silent_audio_give_no_segments(tmp_path, energy_model_path):  # noqa: F811
+    empty = write_audio(tmp_path / "empty.wav", np.zeros(0, np.float32))
+    silent = write_audio(tmp_path / "silent.flac", np.zeros(RATE, np.float32))
+    for path in (empty, silent):
+        result = labeling.label_file(path, model=energy_model_path)
+        assert result.segments == ()
+    assert labeling.label_file(empty, model=energy_model_path).probabilities.shape == (0,)
+    assert cli("label", empty, silent, "--model", energy_model_path, "--format", "json") == 0
+    data = json.loads((tmp_path / "empty.json").read_text())
+    assert data["segments"] == [] and data["duration_s"] == 0.0
+
+
+# --- the command -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt,suffix", [("rttm", ".rttm"), ("audacity", ".txt"), ("csv", ".csv"), ("json", ".json")])
+def test_formats_round_trip_through_label_readers(tmp_path, energy_model_path, fmt, suffix):  # noqa: F811
+    path = write_audio(tmp_path / "in" / "my file.wav")
+    assert cli("label", tmp_path / "in", "-o", tmp_path / "out", "--format", fmt, "--model", energy_model_path) == 0
+    out = tmp_path / "out" / ("my file" + suffix)
+    segments = read_labels(out)
+    expected = labeling.label_file(path, model=energy_model_path).segments
+    assert len(segments) == len(expected) == len(BURSTS_S)
+    for got, want in zip(segments, expected, strict=True):
+        assert (got.start_s, got.end_s) == pytest.approx((want.start_s, want.end_s), abs=1e-3)
+    if fmt == "rttm":
+        assert out.read_text().split()[1] == "my_file"  # RTTM file id without whitespace
+
+
+def test_json_fields_and_probabilities(tmp_path, energy_model_path):  # noqa: F811
+    path = write_audio(tmp_path / "a.wav")
+    assert cli("label", path, "--format", "json", "--probabilities", "--model", energy_model_path) == 0
+    data = json.loads((tmp_path / "a.json").read_text())
+    assert data["file"] == str(path)
+    assert data["duration_s"] == pytest.approx(LENGTH_S)
+    assert data["sample_rate"] == RATE
+    assert data["model"] == {
+        "name": "energy-test",
+        "sha256": hashlib.sha256(Path(energy_model_path).read_bytes()).hexdigest(),
+    }
+    assert data["frame_hop_s"] == pytest.approx(HOP_S)
+    assert [set(s) for s in data["segments"]] == [{"start_s", "end_s", "probability"}] * len(BURSTS_S)
+    assert len(data["probabilities"]) == int(LENGTH_S * RATE) // 160
+    assert all(0.0 <= p <= 1.0 for p in data["probabilities"])
+    # without --probabilities there is no probability list
+    assert cli("label", path, "--format", "json", "--overwrite", "--model", energy_model_path) == 0
+    assert "probabilities" not in json.loads((tmp_path / "a.json").read_text())
+
+
+def test_probabilities_needs_json(tmp_path, energy_model_path, capsys):  # noqa: F811
+    path = write_audio(tmp_path / "a.wav")
+    assert cli("label", path, "--probabilities", "--model", energy_model_path) == 2
+    assert "--probabilities needs --format json" in capsys.readouterr().err
+
+
+def test_same_stem_in_two_folders_does_not_collide(tmp_path, energy_model_path):  # noqa: F811
+    write_audio(tmp_path / "in/a/x.wav", speechlike(seed=1))
+    write_audio(tmp_path / "in/b/x.wav", speechlike(seed=2, bursts=((0.5, 1.5),)))
+    assert cli("label", tmp_path / "in", "-o", tmp_path / "out", "--model", energy_model_path) == 0
+    a = read_labels(tmp_path / "out/a/x.rttm")
+    b = read_labels(tmp_path / "out/b/x.rttm")
+    assert len(a) == 2 and len(b) == 1
+
+
+def test_rerun_skips_existing_outputs_unless_overwrite(tmp_path, energy_model_path, capsys):  # noqa: F811
+    path = write_audio(tmp_path / "a.wav")
+    out = tmp_path / "a.rttm"
+    assert cli("label", path, "--model", energy_model_path) == 0
+    out.write_text("sentinel\n")
+    assert cli("label", path, "--model", energy_model_path) == 0
+    assert out.read_text() == "sentinel\n"
+    assert "1 skipped" in capsys.readouterr().err
+    assert cli("label", path, "--model", energy_model_path, "--overwrite") == 0
+    assert out.read_text().startswith("SPEAKER a 1 ")
+
+
+def test_failed_write_leaves_no_partial_output(tmp_path, energy_model_path, monkeypatch):  # noqa: F811
+    path = write_audio(tmp_path / "a.wav")
+    out = tmp_path / "a.json"
+    out.write_text("old\n")
+
+    def broken_dumps(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(labeling.json, "dumps", broken_dumps)
+    summary = labeling.label_files([path], fmt="json", model=energy_model_path, overwrite=True, jobs=1)
+    assert summary.failed == 1 and "disk full" in summary.outcomes[0].error
+    assert out.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "a.wav"]  # no temp file left
+
+
+def test_corrupt_files_are_reported_and_the_rest_finish(tmp_path, energy_model_path, capsys):  # noqa: F811
+    good1 = write_audio(tmp_path / "in/a.wav")
+    good2 = write_audio(tmp_path / "in/sub/c.flac")
+    (tmp_path / "in/b.wav").write_bytes(b"RIFF" + os.urandom(2000))  # corrupt
+    (tmp_path / "in/empty.flac").write_bytes(b"")  # 0 bytes
+    (tmp_path / "in/text.mp3").write_text("not audio at all\n")
+    rc = cli("label", tmp_path / "in", "-o", tmp_path / "out", "--model", energy_model_path, "--jobs", "1")
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert (tmp_path / "out/a.rttm").is_file() and (tmp_path / "out/sub/c.rttm").is_file()
+    assert not (tmp_path / "out/b.rttm").exists()
+    assert f"{tmp_path / 'in/b.wav'}: " in err
+    assert "empty file (0 bytes)" in err
+    assert f"{tmp_path / 'in/text.mp3'}: " in err
+    assert "2 labeled, 0 skipped (output exists; --overwrite relabels), 3 failed" in err
+    assert read_labels(tmp_path / "out/a.rttm") and good1 and good2
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads every file")
+def test_permission_denied_is_reported(tmp_path, energy_model_path, capsys):  # noqa: F811
+    locked = write_audio(tmp_path / "locked.wav")
+    locked.chmod(0)
+    try:
+        assert cli("label", locked, "--model", energy_model_path) == 1
+    finally:
+        locked.chmod(0o644)
+    assert "permission denied" in capsys.readouterr().err
+
+
+def test_permission_denied_is_reported_when_running_as_root_too(tmp_path, energy_model_path, monkeypatch, capsys):  # noqa: F811
+    import builtins
+
+    import vad.audio
+
+    locked = write_audio(tmp_path / "locked.wav")
+    other = write_audio(tmp_path / "other.wav")
+
+    def fake_open(file, *args, **kwargs):
+        if Path(file) == locked:
+            raise PermissionError(13, "Permission denied", str(file))
+        return builtins.open(file, *args, **kwargs)
+
+    monkeypatch.setattr(vad.audio, "open", fake_open, raising=False)
+    assert cli("label", locked, other, "--model", energy_model_path, "--jobs", "1") == 1
+    assert f"{locked}: permission denied" in capsys.readouterr().err
+    assert (tmp_path / "other.rttm").is_file()
+
+
+def test_missing_path_is_reported(tmp_path, energy_model_path, capsys):  # noqa: F811
+    write_audio(tmp_path / "a.wav")
+    assert cli("label", tmp_path / "a.wav", tmp_path / "nope.wav", "--model", energy_model_path) == 1
+    assert "nope.wav: no such file" in capsys.readouterr().err
+    assert (tmp_path / "a.rttm").is_file()
+
+
+def test_no_audio_found_is_an_error(tmp_path, energy_model_path, capsys):  # noqa: F811
+    (tmp_path / "notes.txt").write_text("x")
+    assert cli("label", tmp_path, "--model", energy_model_path) == 2
+    assert "no audio files found" in capsys.readouterr().err
+
+
+def test_jobs_2_gives_the_same_outputs_as_jobs_1(tmp_path, energy_model_path):  # noqa: F811
+    for i in range(4):
+        write_audio(tmp_path / f"in/f{i}.wav", speechlike(seed=i))
+    (tmp_path / "in/bad.wav").write_bytes(b"nope")
+    assert cli("label", tmp_path / "in", "-o", tmp_path / "j1", "--format", "json", "--model", energy_model_path,
+               "--jobs", "1") == 1  # fmt: skip
+    assert cli("label", tmp_path / "in", "-o", tmp_path / "j2", "--format", "json", "--model", energy_model_path,
+               "--jobs", "2") == 1  # fmt: skip
+    names = sorted(p.name for p in (tmp_path / "j1").iterdir())
+    assert names == [f"f{i}.json" for i in range(4)]
+    assert names == sorted(p.name for p in (tmp_path / "j2").iterdir())
+    for n in names:
+        assert (tmp_path / "j1" / n).read_text() == (tmp_path / "j2" / n).read_text()
+
+
+def test_threshold_and_postprocess_options(tmp_path, energy_model_path):  # noqa: F811
+    from vad.cli import build_parser
+    from vad.commands.label import postprocess_from_args
+
+    defaults = PostprocessConfig()
+    args = build_parser().parse_args(["label", "x.wav", "--threshold", "0.8"])
+    assert postprocess_from_args(args, defaults) == defaults.replace(onset_threshold=0.8, offset_threshold=0.65)
+    args = build_parser().parse_args(
+        ["label", "x.wav", "--threshold", "0.6", "0.2", "--min-speech-ms", "50", "--speech-pad-ms", "0",
+         "--min-silence-ms", "300", "--max-speech-s", "10"]
+    )  # fmt: skip
+    assert postprocess_from_args(args, defaults) == PostprocessConfig(0.6, 0.2, 50.0, 300.0, 0.0, 10.0)
+    args = build_parser().parse_args(["label", "x.wav", "--threshold", "0.3", "0.4"])
+    with pytest.raises(InvalidInputError, match="offset_threshold"):
+        postprocess_from_args(args, defaults)
+    # the options reach the output: no padding -> segments exactly on the detected frames
+    path = write_audio(tmp_path / "a.wav")
+    assert cli("label", path, "--format", "json", "--speech-pad-ms", "0", "--model", energy_model_path) == 0
+    data = json.loads((tmp_path / "a.json").read_text())
+    assert data["postprocess"]["speech_pad_ms"] == 0.0
+
+
+def test_progress_bar_renders_on_terminals_only():
+    out = labeling.FileOutcome(Path("a.wav"), Path("a.rttm"), labeling.WRITTEN, duration_s=1800.0)
+    stream = io.StringIO()
+    bar = labeling.ProgressBar(2, 3600.0, stream=stream, enabled=True)
+    bar.update(out)
+    text = stream.getvalue()
+    assert text.startswith("\r[") and "1/2 files" in text and "0.50/1.00 h audio" in text
+    assert "x real time" in text and "ETA" in text
+    quiet = io.StringIO()
+    bar = labeling.ProgressBar(2, 3600.0, stream=quiet)  # StringIO is not a terminal
+    bar.update(out)
+    bar.close()
+    assert quiet.getvalue() == ""
+
+
+def test_label_is_quiet_without_a_terminal(tmp_path, energy_model_path, capfd):  # noqa: F811
+    write_audio(tmp_path / "a.wav")
+    assert cli("label", tmp_path, "--model", energy_model_path) == 0
+    captured = capfd.readouterr()
+    assert captured.out == ""
+    assert "\r" not in captured.err and captured.err.count("\n") == 1  # only the summary line
