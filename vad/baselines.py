@@ -78,7 +78,10 @@ class WebRTCBaseline:
 
 def silero_onnx_path() -> Path:
     """The bundled Silero ONNX model, found without importing silero_vad (which imports torch)."""
-    spec = importlib.util.find_spec("silero_vad")
+    try:
+        spec = importlib.util.find_spec("silero_vad")
+    except (ImportError, ValueError):  # blocked (sys.modules entry None) or broken install
+        spec = None
     if spec is None or not spec.submodule_search_locations:
         raise MissingDependencyError(
             "the Silero VAD baseline needs the optional dependency 'silero-vad', which is not installed: "
@@ -159,10 +162,9 @@ def make_baselines(names: str | list[str]) -> list:
     """Baseline systems from a comma-separated string or list of names (webrtc, silero)."""
     if isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
-    systems = []
-    for name in names:
-        cls = BASELINES.get(name.lower())
-        if cls is None:
-            raise InvalidInputError(f"unknown baseline {name!r} (choose from {', '.join(BASELINES)})")
-        systems.append(cls())
-    return systems
+    unknown = [name for name in names if name.lower() not in BASELINES]
+    if unknown:
+        raise InvalidInputError(
+            f"unknown baseline(s) {', '.join(unknown)} (choose from {', '.join(BASELINES)})"
+        )
+    return [BASELINES[name.lower()]() for name in names]

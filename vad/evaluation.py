@@ -81,7 +81,7 @@ REPORT_VERSION = 1
 _SECONDS_PER_MINUTE = 60.0
 _MS_PER_S = 1000.0
 _DELAY_PERCENTILE = 90.0
-_SNR_PATTERN = re.compile(r"snr[_=-]?(m?-?\d+(?:\.\d+)?)", re.IGNORECASE)
+_SNR_PATTERN = re.compile(r"snr[_=]?(m?-?\d+(?:\.\d+)?)", re.IGNORECASE)  # "snr-5" = -5 dB
 _AUDIO_SUFFIXES_FALLBACK = frozenset({".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif"})
 
 
@@ -108,7 +108,7 @@ def _audio_suffixes() -> frozenset[str]:
 
 
 def snr_from_name(path: str | Path) -> float | None:
-    """SNR in dB carried by a path (``snr10``, ``snr_-5``, ``SNRm5`` = -5), or None."""
+    """SNR in dB carried by a path (``snr10``; ``snr-5``, ``snr_-5`` and ``SNRm5`` all mean -5), or None."""
     matches = _SNR_PATTERN.findall(str(path))
     if not matches:
         return None
@@ -284,11 +284,14 @@ def collar_mask(
     keep = np.ones(n_frames, dtype=bool)
     if collar_ms <= 0 or n_frames == 0:
         return keep
-    collar_s = collar_ms / _MS_PER_S
-    starts = np.arange(n_frames) * hop_s
+    collar_frames = collar_ms / _MS_PER_S / hop_s
+    index = np.arange(n_frames)
     for seg in reference:
-        for b in (seg.start_s, seg.end_s):
-            keep &= ~((starts + hop_s > b - collar_s) & (starts < b + collar_s))
+        for boundary in (seg.start_s, seg.end_s):
+            # in frame units, rounded like vad.labels does, so decimal times compare exactly
+            lo = round(boundary / hop_s - collar_frames, 6)
+            hi = round(boundary / hop_s + collar_frames, 6)
+            keep &= ~((index + 1 > lo) & (index < hi))
     return keep
 
 
