@@ -34,10 +34,14 @@ from runtime.model import DEFAULT_BACKEND, VADModel
 from vad.errors import InvalidInputError, StreamStateError
 from vad.postprocess import PostprocessConfig, SegmentEvent, SegmentTracker
 
-DEFAULT_BLOCK_FRAMES = 4
+# Frames per network call when block_frames=None, by backend (measured with `vad bench` on a
+# 2-core x86 machine, default-width model): numba has no per-call overhead worth batching
+# (~4 us per frame alone), onnxruntime costs ~50-100 us per call, so it gets 16-frame blocks
+# (160 ms latency) to bring it to ~5 us per frame.
+DEFAULT_BLOCK_FRAMES = {"numba": 1, "onnxruntime": 16}
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class SpeechEvent:
     """A speech start or end, in samples of the input stream.
 
@@ -65,29 +69,54 @@ class SpeechEvent:
         return None if self.end_sample is None else self.end_sample / self.sample_rate
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(slots=True)
 class StreamResult:
     """What one ``process``/``flush`` call completed.
 
     Attributes:
         probabilities: float32 [n] speech probability of each frame completed by this call.
-        frame_indices: int64 [n] their frame numbers in the stream (0-based, consecutive).
-        frame_start_samples / frame_end_samples: int64 [n] each frame's span in input samples.
+        first_frame: frame number (0-based, in the stream) of ``probabilities[0]``.
         events: speech start/end events completed by this call, in stream order.
         sample_rate: the input stream's rate.
+
+    Properties (computed on access): ``frame_indices`` int64 [n]; ``frame_start_samples`` /
+    ``frame_end_samples`` int64 [n], each frame's span in input-stream samples;
+    ``frame_times_s`` float64 [n], each frame's start in seconds.
     """
 
     probabilities: np.ndarray
-    frame_indices: np.ndarray
-    frame_start_samples: np.ndarray
-    frame_end_samples: np.ndarray
+    first_frame: int
     events: list[SpeechEvent]
     sample_rate: int
+    hop_samples: int  # the model's hop, at model_rate
+    model_rate: int
+
+    @property
+    def frame_indices(self) -> np.ndarray:
+        return np.arange(self.first_frame, self.first_frame + self.probabilities.shape[0], dtype=np.int64)
+
+    def _to_input(self, model_samples: np.ndarray) -> np.ndarray:
+        return _model_to_input_samples(model_samples, self.sample_rate, self.model_rate)
+
+    @property
+    def frame_start_samples(self) -> np.ndarray:
+        return self._to_input(self.frame_indices * self.hop_samples)
+
+    @property
+    def frame_end_samples(self) -> np.ndarray:
+        return self._to_input((self.frame_indices + 1) * self.hop_samples)
 
     @property
     def frame_times_s(self) -> np.ndarray:
         """Start time of each returned frame, seconds of the input stream."""
         return self.frame_start_samples / self.sample_rate
+
+
+def _model_to_input_samples(model_samples, input_rate: int, model_rate: int):
+    """Nearest input-stream sample position of model-rate sample position(s) (exact integers)."""
+    if input_rate == model_rate:
+        return model_samples
+    return (2 * model_samples * input_rate + model_rate) // (2 * model_rate)
 
 
 def _check_rate(value, name: str) -> int:
@@ -107,7 +136,7 @@ class StreamingVAD:
         postprocess: None (the model's recommended defaults), a ``PostprocessConfig``, or a
             dict of overrides applied to the model's defaults.
         block_frames: frames per network call (>= 1); trades latency (block_frames * hop)
-            for per-call overhead. Blocks are counted from the start of the stream, so the
+            for per-call overhead; None: ``DEFAULT_BLOCK_FRAMES`` of the model's backend. Blocks are counted from the start of the stream, so the
             results do not depend on how the audio is chunked.
         intra_op_threads, backend: passed to ``VADModel`` when ``model`` is a path/None.
 
@@ -123,7 +152,7 @@ class StreamingVAD:
         model: VADModel | str | Path | None = None,
         sample_rate: int = 16000,
         postprocess: PostprocessConfig | dict | None = None,
-        block_frames: int = DEFAULT_BLOCK_FRAMES,
+        block_frames: int | None = None,
         intra_op_threads: int = 1,
         backend: str = DEFAULT_BACKEND,
     ):
@@ -131,11 +160,13 @@ class StreamingVAD:
         from vad.audio import StreamResampler
 
         self.sample_rate = _check_rate(sample_rate, "sample_rate")
-        if isinstance(block_frames, bool) or not isinstance(block_frames, (int, np.integer)) or block_frames < 1:
-            raise InvalidInputError(f"block_frames={block_frames!r}: must be an integer >= 1")
-        self.block_frames = int(block_frames)
+        if block_frames is not None and (
+            isinstance(block_frames, bool) or not isinstance(block_frames, (int, np.integer)) or block_frames < 1
+        ):
+            raise InvalidInputError(f"block_frames={block_frames!r}: must be None or an integer >= 1")
         if not isinstance(model, VADModel):
             model = VADModel(model, intra_op_threads=intra_op_threads, backend=backend)
+        self.block_frames = int(block_frames) if block_frames is not None else DEFAULT_BLOCK_FRAMES[model.backend]
         self.model = model
         spec = model.spec
         self._spec = spec
@@ -180,11 +211,8 @@ class StreamingVAD:
         return 1000.0 * self._spec.hop_s * self.block_frames
 
     # -- mapping model positions to input samples -----------------------------------------
-    def _to_input_samples(self, model_samples: np.ndarray | int):
-        """Nearest input-stream sample position of model-rate sample position(s)."""
-        if self._resampler is None:
-            return model_samples
-        return (2 * model_samples * self.sample_rate + self._model_rate) // (2 * self._model_rate)
+    def _to_input_samples(self, model_samples: int) -> int:
+        return _model_to_input_samples(model_samples, self.sample_rate, self._model_rate)
 
     def _event(self, ev: SegmentEvent) -> SpeechEvent:
         start = int(self._to_input_samples(ev.start_frame * self._hop))
@@ -238,18 +266,14 @@ class StreamingVAD:
 
     def _result(self, probs: np.ndarray, events: list[SegmentEvent]) -> StreamResult:
         first = self.frames_processed
-        n = probs.shape[0]
-        idx = np.arange(first, first + n, dtype=np.int64)
-        self.frames_processed = first + n
-        starts = self._to_input_samples(idx * self._hop)
-        ends = self._to_input_samples((idx + 1) * self._hop)
+        self.frames_processed = first + probs.shape[0]
         return StreamResult(
-            probabilities=probs,
-            frame_indices=idx,
-            frame_start_samples=starts,
-            frame_end_samples=ends,
-            events=[self._event(e) for e in events],
-            sample_rate=self.sample_rate,
+            probs,
+            first,
+            [self._event(e) for e in events] if events else [],
+            self.sample_rate,
+            self._hop,
+            self._model_rate,
         )
 
     def process(self, chunk: np.ndarray, sample_rate: int | None = None) -> StreamResult:

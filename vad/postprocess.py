@@ -138,6 +138,9 @@ class SpeechSegment:
         return self.end_frame * self.hop_s
 
 
+_SMALL_PUSH = 32  # below this many frames, validating in Python beats numpy's per-call cost
+
+
 def _frames(ms: float, hop_ms: float) -> int:
     return int(round(ms / hop_ms))
 
@@ -285,19 +288,28 @@ class SegmentTracker:
 
         if self._flushed:
             raise StreamStateError("SegmentTracker.push after flush(): call reset() to start a new stream")
-        p = np.asarray(probabilities, dtype=np.float64)
+        p = np.asarray(probabilities)
         if p.ndim != 1:
             raise InvalidInputError(f"probabilities must be 1-D, got shape {p.shape}")
-        if p.size and not (np.all(np.isfinite(p)) and p.min() >= 0.0 and p.max() <= 1.0):
-            bad = int(np.flatnonzero(~(np.isfinite(p) & (p >= 0) & (p <= 1)))[0])
-            raise InvalidInputError(f"probabilities[{bad}]={p[bad]!r}: must be a finite value in [0, 1]")
+        values = p.tolist()  # Python floats: the per-frame loop below is cheaper on them
+        if len(values) == 1:
+            ok = 0.0 <= values[0] <= 1.0  # False for NaN too
+        elif len(values) <= _SMALL_PUSH:
+            ok = all(0.0 <= v <= 1.0 for v in values)
+        else:
+            q = p.astype(np.float64, copy=False)
+            ok = bool(np.all((q >= 0.0) & (q <= 1.0)))
+        if not ok:
+            q = p.astype(np.float64)
+            bad = int(np.flatnonzero(~((q >= 0.0) & (q <= 1.0)))[0])
+            raise InvalidInputError(f"probabilities[{bad}]={q[bad]!r}: must be a finite value in [0, 1]")
         events: list[SegmentEvent] = []
         base = self.frames_pushed
-        if not self._in_speech and self._pending is None and (p.size == 0 or p.max() < self.onset):
-            self.frames_pushed += p.size  # fast path: silence, nothing open
+        if not self._in_speech and self._pending is None and (not values or max(values) < self.onset):
+            self.frames_pushed += len(values)  # fast path: silence, nothing open
             return events
-        for k, value in enumerate(p.tolist()):
-            self._step(base + k, value, events)
+        for k, value in enumerate(values):
+            self._step(base + k, float(value), events)
             self.frames_pushed = base + k + 1
             self._try_finish_pending(events)
         return events

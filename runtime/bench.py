@@ -1,0 +1,231 @@
+"""End-to-end speed of our models and the baselines, single thread, each in its own process.
+
+What is timed (``perf_counter`` around the whole loop, after loading):
+
+* ours: int16 audio given to ``StreamingVAD.process`` in 10 ms chunks (as a microphone
+  callback would), i.e. front end + network + post-processing, probabilities and events out;
+* WebRTC VAD (``webrtcvad`` module of ``webrtcvad-wheels``, mode 3): ``is_speech`` on each
+  10 ms frame (int16 bytes);
+* Silero VAD v6: its bundled ONNX model on 512-sample chunks with Silero's context and state
+  (``vad.baselines.SileroBaseline``, onnxruntime, one thread; ``silero_vad`` is never imported).
+
+Reported per system: microseconds per 10 ms of audio, real-time factor (compute time / audio
+time), peak RSS of the worker process (``ru_maxrss``: Python + numpy + the engine), model
+load time, and first-frame latency (wall time of the first ``process`` call on a new stream
+plus the algorithmic delay before a first probability exists: one hop, or one block/chunk).
+
+Each system runs in a fresh ``python -m runtime.bench --worker ...`` process so RSS and
+caches are not shared. The test audio is a seeded synthetic signal (noise bursts with
+silences), so the figures are reproducible without data files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+SAMPLE_RATE_HZ = 16000
+FRAME_MS = 10
+FRAME_SAMPLES = SAMPLE_RATE_HZ * FRAME_MS // 1000
+DEFAULT_SECONDS = 60.0
+SIGNAL_SEED = 20260
+BURST_S = 0.7
+WEBRTC_MODE = 3
+
+
+def test_signal(seconds: float, seed: int = SIGNAL_SEED) -> np.ndarray:
+    """Seeded int16 test audio: noise bursts of BURST_S with quiet gaps, at 16 kHz."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SAMPLE_RATE_HZ)
+    burst = int(BURST_S * SAMPLE_RATE_HZ)
+    gains = np.repeat(rng.choice([0.002, 0.3], size=n // burst + 1), burst)[:n]
+    x = rng.standard_normal(n) * gains
+    return (np.clip(x, -1, 1) * 32767).astype(np.int16)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def _row(name: str, kind: str, elapsed_s: float, audio_s: float, **extra) -> dict:
+    n_frames = audio_s * 1000.0 / FRAME_MS
+    return {
+        "name": name,
+        "kind": kind,
+        "us_per_10ms": 1e6 * elapsed_s / n_frames,
+        "rtf": elapsed_s / audio_s,
+        "peak_rss_mb": _peak_rss_mb(),
+        **extra,
+    }
+
+
+def bench_ours(model: str | None, seconds: float, block_frames: int | None = None, backend: str | None = None) -> dict:
+    from runtime.engine import StreamingVAD
+    from runtime.model import DEFAULT_BACKEND, VADModel
+
+    audio = test_signal(seconds)
+    t0 = time.perf_counter()
+    vad_model = VADModel(model, backend=backend or DEFAULT_BACKEND)
+    stream = StreamingVAD(vad_model, SAMPLE_RATE_HZ, block_frames=block_frames)
+    load_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    stream.process(audio[:FRAME_SAMPLES])
+    first_call_ms = 1e3 * (time.perf_counter() - t0)
+    stream.reset()
+    chunks = [audio[i : i + FRAME_SAMPLES] for i in range(0, audio.size - FRAME_SAMPLES + 1, FRAME_SAMPLES)]
+    n_events = 0
+    t0 = time.perf_counter()
+    for chunk in chunks:
+        n_events += len(stream.process(chunk).events)
+    n_events += len(stream.flush().events)
+    elapsed = time.perf_counter() - t0
+    meta = vad_model.metadata
+    return _row(
+        meta.name,
+        "ours",
+        elapsed,
+        len(chunks) * FRAME_MS / 1000.0,
+        model=str(vad_model.path),
+        backend=vad_model.backend,
+        block_frames=stream.block_frames,
+        load_s=load_s,
+        first_frame_latency_ms=first_call_ms + stream.latency_ms,
+        algorithmic_latency_ms=stream.latency_ms,
+        network_mflops_per_s=meta.network_flops_per_second / 1e6,
+        total_mflops_per_s=meta.total_flops_per_second / 1e6,
+        parameters=meta.parameters,
+        file_kb=vad_model.path.stat().st_size / 1024.0,
+        events=n_events,
+    )
+
+
+def bench_webrtc(seconds: float) -> dict:
+    from vad.baselines import BASELINES_EXTRA
+    from vad.errors import require
+
+    webrtcvad = require("webrtcvad", BASELINES_EXTRA, "the WebRTC VAD benchmark")
+    audio = test_signal(seconds)
+    t0 = time.perf_counter()
+    vad = webrtcvad.Vad(WEBRTC_MODE)
+    load_s = time.perf_counter() - t0
+    chunks = [audio[i : i + FRAME_SAMPLES] for i in range(0, audio.size - FRAME_SAMPLES + 1, FRAME_SAMPLES)]
+    t0 = time.perf_counter()
+    vad.is_speech(chunks[0].tobytes(), SAMPLE_RATE_HZ)
+    first_ms = 1e3 * (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    for chunk in chunks:
+        vad.is_speech(chunk.tobytes(), SAMPLE_RATE_HZ)
+    elapsed = time.perf_counter() - t0
+    return _row(
+        f"webrtc (mode {WEBRTC_MODE})", "baseline", elapsed, len(chunks) * FRAME_MS / 1000.0,
+        load_s=load_s, first_frame_latency_ms=first_ms + FRAME_MS, algorithmic_latency_ms=float(FRAME_MS),
+    )
+
+
+def bench_silero(seconds: float) -> dict:
+    from vad.baselines import SILERO_CHUNK_SAMPLES, SileroBaseline
+
+    audio = test_signal(seconds).astype(np.float32) / 32768.0
+    t0 = time.perf_counter()
+    silero = SileroBaseline()
+    load_s = time.perf_counter() - t0
+    n = (audio.size // SILERO_CHUNK_SAMPLES) * SILERO_CHUNK_SAMPLES
+    t0 = time.perf_counter()
+    silero.chunk_probabilities(audio[:SILERO_CHUNK_SAMPLES])
+    first_ms = 1e3 * (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    silero.chunk_probabilities(audio[:n])  # one streaming loop: one onnxruntime call per chunk
+    elapsed = time.perf_counter() - t0
+    chunk_ms = 1000.0 * SILERO_CHUNK_SAMPLES / SAMPLE_RATE_HZ
+    return _row(
+        "silero v6 (onnx)", "baseline", elapsed, n / SAMPLE_RATE_HZ,
+        model=str(silero.model_path), load_s=load_s, first_frame_latency_ms=first_ms + chunk_ms,
+        algorithmic_latency_ms=chunk_ms,
+    )
+
+
+def _worker(spec: str, seconds: float, block_frames: int | None, backend: str | None) -> dict:
+    kind, _, arg = spec.partition(":")
+    if kind == "ours":
+        return bench_ours(arg or None, seconds, block_frames, backend)
+    if kind == "webrtc":
+        return bench_webrtc(seconds)
+    if kind == "silero":
+        return bench_silero(seconds)
+    raise ValueError(f"unknown worker {spec!r}")
+
+
+def run_in_subprocess(spec: str, seconds: float, block_frames: int | None = None, backend: str | None = None) -> dict:
+    """Run one benchmark in a fresh interpreter; returns its row or {"name", "error"}."""
+    cmd = [sys.executable, "-m", "runtime.bench", "--worker", spec, "--seconds", str(seconds)]
+    if block_frames:
+        cmd += ["--block-frames", str(block_frames)]
+    if backend:
+        cmd += ["--backend", backend]
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        message = (proc.stderr.strip().splitlines() or ["failed"])[-1]
+        return {"name": spec, "error": message}
+    return json.loads(lines[-1])
+
+
+def run_benchmarks(
+    models: list[str | None],
+    seconds: float = DEFAULT_SECONDS,
+    baselines: bool = True,
+    block_frames: int | None = None,
+    backend: str | None = None,
+) -> list[dict]:
+    """Rows for each model (None = shipped default) then WebRTC and Silero (when installed)."""
+    rows = [run_in_subprocess(f"ours:{m or ''}", seconds, block_frames, backend) for m in models]
+    if baselines:
+        rows.append(run_in_subprocess("webrtc", seconds))
+        rows.append(run_in_subprocess("silero", seconds))
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    header = f"{'system':<28} {'us/10ms':>8} {'RTF':>8} {'RSS MB':>7} {'load s':>7} {'1st ms':>7}  notes"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"{r['name']:<28} unavailable: {r['error']}")
+            continue
+        notes = ""
+        if r["kind"] == "ours":
+            notes = (
+                f"{r['backend']}, block {r['block_frames']}, {r['network_mflops_per_s']:.2f}+"
+                f"{r['total_mflops_per_s'] - r['network_mflops_per_s']:.2f} MFLOP/s, {r['file_kb']:.0f} KB"
+            )
+        lines.append(
+            f"{r['name']:<28} {r['us_per_10ms']:>8.2f} {r['rtf']:>8.5f} {r['peak_rss_mb']:>7.1f} "
+            f"{r['load_s']:>7.3f} {r['first_frame_latency_ms']:>7.2f}  {notes}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="benchmark worker (use `vad bench`)")
+    parser.add_argument("--worker", required=True)
+    parser.add_argument("--seconds", type=float, default=DEFAULT_SECONDS)
+    parser.add_argument("--block-frames", type=int, default=None)
+    parser.add_argument("--backend", default=None)
+    args = parser.parse_args(argv)
+    print(json.dumps(_worker(args.worker, args.seconds, args.block_frames, args.backend)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["format_table", "run_benchmarks", "run_in_subprocess", "test_signal"]
