@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from tests.fixtures_models import energy_model_path  # noqa: F401 - pytest fixture
 from vad.baselines import SileroBaseline, WebRTCBaseline, make_baselines, map_scores_to_frames
 from vad.cli import main as cli_main
 from vad.errors import AudioFileError, InvalidInputError, LabelFormatError, MissingDependencyError
@@ -99,7 +100,12 @@ def test_perfect_and_inverted_systems(corpus):
     assert p["roc_auc"] == 1.0 and p["eer"] == 0.0
     assert (p["precision"], p["recall"], p["f1"], p["miss_rate"], p["false_alarm_rate"]) == (1, 1, 1, 0, 0)
     assert p["false_alarms_per_minute"] == 0.0 and p["nonspeech_minutes"] == pytest.approx(0.1)
-    assert p["onset_delay_ms_median"] == pytest.approx(0) and p["offset_delay_ms_p90"] == pytest.approx(0)
+    # segments from the shared post-processing: its default 30 ms padding on both sides
+    # (clipped at the ends of the all-speech file): onsets -30, -30, 0 ms; offsets +30, +30, 0 ms
+    assert p["onset_delay_ms_median"] == pytest.approx(-30) and p["offset_delay_ms_median"] == pytest.approx(
+        30
+    )
+    assert p["onset_delay_ms_p90"] == pytest.approx(-6) and p["offset_delay_ms_p90"] == pytest.approx(30)
     assert p["missed_segments"] == 0 and p["reference_segments"] == 3
     assert p["real_time_factor"] >= 0
     q = report["systems"]["inverted"]["pooled"]
@@ -107,8 +113,12 @@ def test_perfect_and_inverted_systems(corpus):
     assert q["recall"] == 0.0 and q["miss_rate"] == 1.0 and q["false_alarm_rate"] == 1.0
     # inverted says "speech" over the whole 6 s no-speech file: one false alarm in 0.1 min
     assert q["false_alarms_per_minute"] == pytest.approx(10.0)
-    # the talk file: inverted detections [0,1), [2,3), [3.5,5) touch but never overlap the references
-    assert q["missed_segments"] == 3
+    # inverted finds nothing in the all-speech file; in the talk file its detections
+    # [0,1), [2,3), [3.5,5) reach into the references [1,2), [3,3.5) by their 30 ms padding:
+    # padded [0,1.03), [1.97,3.03), [3.47,5): onsets 0-1 s and 1.97-3 s, offsets 3.03-2 s and 5-3.5 s
+    assert q["missed_segments"] == 1
+    assert q["onset_delay_ms_median"] == pytest.approx((-1000 - 1030) / 2)
+    assert q["offset_delay_ms_median"] == pytest.approx((1030 + 1500) / 2)
 
 
 def test_all_speech_and_no_speech_files(corpus):
@@ -388,3 +398,40 @@ def test_pareto(corpus, tmp_path):
         assert out.read_bytes()[:4] == b"\x89PNG"
         assert cli_main(["eval", "--pareto", *map(str, runs), "--plot", str(tmp_path / "p2.png")]) == 0
         assert (tmp_path / "p2.png").is_file()
+
+
+# --- our models through the streaming runtime ---------------------------------------------
+
+
+def test_model_system_runs_the_streaming_runtime(tmp_path, energy_model_path):  # noqa: F811
+    from runtime.engine import StreamingVAD
+    from vad.evaluation import ModelSystem
+    from vad.modelmeta import read_model_metadata
+
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal(4 * RATE) * 0.001).astype(np.float32)
+    x[RATE : 2 * RATE] += (0.3 * np.sin(2 * np.pi * 440 * np.arange(RATE) / RATE)).astype(np.float32)
+    sf.write(tmp_path / "tone.wav", x, RATE, subtype="FLOAT")
+    write_labels(tmp_path / "tone.rttm", [Segment(1.0, 2.0)])
+
+    system = ModelSystem(energy_model_path)
+    meta = read_model_metadata(energy_model_path)
+    assert system.name == meta.name and system.default_threshold == meta.postprocess.onset_threshold
+    assert system.flops_per_second == pytest.approx(meta.total_flops_per_second)
+    out = system.score(x)
+    stream = StreamingVAD(model=energy_model_path, sample_rate=RATE)
+    first, last = stream.process(x), stream.flush()
+    np.testing.assert_allclose(out.scores, np.concatenate([first.probabilities, last.probabilities]))
+    ends = [e for e in first.events + last.events if e.kind == "end"]
+    assert [(s.start_s, s.end_s) for s in out.segments] == [(e.start_s, e.end_s) for e in ends]
+    assert out.segments, "the energy model should detect the tone"
+
+    report = evaluate(discover([tmp_path]), [system])
+    fig = report["systems"][system.name]["pooled"]
+    assert fig["roc_auc"] > 0.9 and fig["recall"] > 0.8
+    rc = cli_main(
+        ["eval", str(tmp_path), "--model", str(energy_model_path), "--json", str(tmp_path / "r.json"), "-q"]
+    )
+    assert rc == 0
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["systems"][system.name]["flops_per_second"] == pytest.approx(meta.total_flops_per_second)

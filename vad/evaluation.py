@@ -10,8 +10,11 @@
 speech score per 10 ms reference frame (``n_samples // 160``; frame ``i`` is
 ``[i * 10 ms, (i + 1) * 10 ms)``). A system may instead offer
 ``score(audio) -> SystemOutput`` to also return its own detected segments (our models
-return the segments of their post-processing). Without it, a system's detected segments
-are the runs of frames whose score is ``>= default_threshold``. Optional attribute
+return the segments of their own default post-processing, from the streaming runtime).
+Without it, a system's detected segments come from the shared post-processing
+(``vad.postprocess``) at its default options, with the onset threshold set to the
+system's ``default_threshold`` (``default_segments``), so the segment figures of all
+systems follow the same rules. Optional attribute
 ``flops_per_second`` (None when unknown) is copied into the report.
 
 **Labels.** Every audio file needs a label file of the same stem (``.rttm``, ``.txt``
@@ -59,7 +62,6 @@ from vad.labels import (
     LABEL_SUFFIXES,
     Segment,
     atomic_write_text,
-    frames_to_segments,
     merge_segments,
     read_labels,
     segments_to_frames,
@@ -220,8 +222,24 @@ def run_system(system: Any, audio: np.ndarray) -> tuple[SystemOutput, float]:
         raise InvalidInputError(f"system {system.name!r} returned non-finite scores")
     segments = out.segments
     if segments is None:
-        segments = frames_to_segments(scores >= system.default_threshold, FRAME_HOP_S)
+        segments = default_segments(scores, system.default_threshold)
     return SystemOutput(scores, segments), elapsed
+
+
+def default_segments(scores: np.ndarray, threshold: float) -> list[Segment]:
+    """Segments of a system without its own: the shared post-processing (``vad.postprocess``,
+    default options) with the onset threshold set to the system's threshold (and the offset
+    threshold lowered to it when the default offset is higher)."""
+    from vad.postprocess import PostprocessConfig, segments_from_probabilities
+
+    defaults = PostprocessConfig()
+    config = defaults.replace(
+        onset_threshold=float(threshold), offset_threshold=min(defaults.offset_threshold, float(threshold))
+    )
+    return [
+        Segment(s.start_s, s.end_s, score=s.mean_probability)
+        for s in segments_from_probabilities(np.asarray(scores, dtype=np.float64), FRAME_HOP_S, config)
+    ]
 
 
 class ModelSystem:
@@ -432,6 +450,7 @@ def evaluate(
             "frame_hop_ms": FRAME_HOP_S * _MS_PER_S,
             "collar_ms": float(collar_ms),
             "frame_rule": "frame [i*hop, (i+1)*hop) is speech when >= half covered by reference speech",
+            "segments": "systems without their own segments: vad.postprocess defaults, onset = default threshold",
         },
         "files": file_rows,
         "failed": failed,
