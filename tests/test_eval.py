@@ -388,6 +388,23 @@ def test_pareto(corpus, tmp_path):
     ]
     assert [q["name"] for q in collected["points"]][3:] == ["late"]  # has a FLOP count
     assert [b["name"] for b in collected["baselines"]] == ["perfect"]
+    # other report shapes: network + front end summed, MFLOP/s keys, dev AUC before val AUC,
+    # a training history (a list) is not searched
+    other = tmp_path / "other.json"
+    other.write_text(
+        json.dumps(
+            {
+                "run_name": "b",
+                "history": [{"val_auc": 0.1, "total_flops_per_second": 9e9}],
+                "metadata": {"network_flops_per_second": 2e5, "frontend_flops_per_second": 3e5},
+                "metrics": {"val_auc": 0.8, "dev_auc": 0.85},
+            }
+        )
+    )
+    mflops = tmp_path / "mflops.json"
+    mflops.write_text(json.dumps({"name": "c", "network_mflops": 0.25, "val_auc": 0.7}))
+    got = [(q["name"], q["mflops_per_second"], q["auc"]) for q in collect_pareto([other, mflops])["points"]]
+    assert got == [("b", pytest.approx(0.5), 0.85), ("c", pytest.approx(0.25), 0.7)]
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
     with pytest.raises(InvalidInputError, match="bad.json"):

@@ -626,31 +626,80 @@ def plot_report(report: dict[str, Any], path: str | os.PathLike) -> None:
 
 # --- pareto ---------------------------------------------------------------------------------
 
-_ACCURACY_KEYS = ("roc_auc", "auc", "dev_auc", "val_auc", "dev_roc_auc", "val_roc_auc")
-_FLOPS_KEYS = ("total_flops_per_second", "flops_per_second", "network_flops_per_second")
+_ACCURACY_KEYS = ("dev_roc_auc", "dev_auc", "roc_auc", "auc", "val_roc_auc", "val_auc")
+# (key, factor to FLOP/s): total compute first; network-only counts are used when nothing else is given
+_FLOPS_KEYS = (
+    ("total_flops_per_second", 1.0),
+    ("total_mflops_per_second", 1e6),
+    ("total_mflops", 1e6),
+    ("flops_per_second", 1.0),
+    ("mflops_per_second", 1e6),
+)
+_NETWORK_FLOPS_KEYS = (
+    ("network_flops_per_second", 1.0),
+    ("network_mflops_per_second", 1e6),
+    ("network_mflops", 1e6),
+)
+_FRONTEND_FLOPS_KEYS = (
+    ("frontend_flops_per_second", 1.0),
+    ("frontend_mflops_per_second", 1e6),
+    ("frontend_mflops", 1e6),
+)
+_MAX_SEARCH_DEPTH = 3
 
 
-def _find_number(data: Any, keys: Sequence[str], depth: int = 0) -> float | None:
-    """The first key of keys found in data (dicts searched breadth-first, depth <= 3)."""
-    if not isinstance(data, dict) or depth > 3:
-        return None
+def _dicts(data: Any, depth: int = 0):
+    """data and the objects nested in it (not in lists), breadth-first, depth <= 3."""
+    level = [data] if isinstance(data, dict) else []
+    while level and depth <= _MAX_SEARCH_DEPTH:
+        yield from level
+        level = [v for d in level for v in d.values() if isinstance(v, dict)]
+        depth += 1
+
+
+def _number(d: dict, key: str) -> float | None:
+    v = d.get(key)
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+        return float(v)
+    return None
+
+
+def _find_number(data: Any, keys: Sequence[str]) -> float | None:
+    """The first of keys (in priority order) found anywhere in data's nested objects."""
     for key in keys:
-        v = data.get(key)
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
-            return float(v)
-    for v in data.values():
-        found = _find_number(v, keys, depth + 1)
-        if found is not None:
-            return found
+        for d in _dicts(data):
+            v = _number(d, key)
+            if v is not None:
+                return v
+    return None
+
+
+def _find_flops(data: Any) -> float | None:
+    """FLOP/s of a run report: a total if given, else network + front end (or network alone)."""
+    for key, factor in _FLOPS_KEYS:
+        v = _find_number(data, [key])
+        if v is not None:
+            return v * factor
+    for d in _dicts(data):
+        for key, factor in _NETWORK_FLOPS_KEYS:
+            net = _number(d, key)
+            if net is None:
+                continue
+            front = next(
+                (_number(d, k) * f for k, f in _FRONTEND_FLOPS_KEYS if _number(d, k) is not None),
+                0.0,
+            )
+            return net * factor + front
     return None
 
 
 def collect_pareto(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
     """Points (name, MFLOP/s, AUC) from training-run reports and reference lines from eval reports.
 
-    A training-run JSON gives one point: its accuracy (``roc_auc``/``auc``/``dev_auc``...,
-    searched in nested objects, dev before validation figures when both are in a
-    ``metrics`` object) and its FLOPs per second (``total_flops_per_second``/...). An eval
+    A training-run JSON gives one point: its accuracy (the first of ``_ACCURACY_KEYS``
+    found in it or its nested objects: dev figures before validation figures) and its
+    compute (a total FLOP/s or MFLOP/s if given, else network + front end, else the
+    network alone; see ``_find_flops``). Lists (e.g. a training history) are not searched. An eval
     report (``vad eval --json``) gives a point for each system with a FLOP count and a
     reference line (pooled AUC) for each system without one (the baselines).
     """
@@ -679,11 +728,11 @@ def collect_pareto(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
                     lines.append({"name": name, "auc": auc, "source": str(path)})
             continue
         auc = _find_number(data, _ACCURACY_KEYS)
-        flops = _find_number(data, _FLOPS_KEYS)
+        flops = _find_flops(data)
         if auc is None or flops is None:
             raise InvalidInputError(
                 f"{path}: found no accuracy ({'/'.join(_ACCURACY_KEYS)}) or FLOPs "
-                f"({'/'.join(_FLOPS_KEYS)}) in this report"
+                f"({'/'.join(k for k, _ in _FLOPS_KEYS + _NETWORK_FLOPS_KEYS)}) in this report"
             )
         name = data.get("name") or data.get("run_name") or path.parent.name or path.stem
         points.append({"name": str(name), "mflops_per_second": flops / 1e6, "auc": auc, "source": str(path)})
