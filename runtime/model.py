@@ -116,8 +116,13 @@ class VADModel:
             if backend == "auto" and self.metadata.architecture.get("name") != ARCHITECTURE_NAME:
                 self.backend = "onnxruntime"
             else:
-                net = NumbaNetwork(self.path, self.metadata.architecture)
-                self.parity_max_abs_diff = self._probe_parity(net)
+                try:
+                    net = NumbaNetwork(self.path, self.metadata.architecture)
+                except ModelFileError:
+                    if backend != "auto":
+                        raise
+                    net = None
+                self.parity_max_abs_diff = self._probe_parity(net) if net is not None else float("inf")
                 if self.parity_max_abs_diff <= PARITY_TOLERANCE:
                     self._net = net
                     self.backend = "numba"

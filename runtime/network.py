@@ -3,8 +3,8 @@
 The weights are read from the model file's initializers, which export names after
 ``FrozenVAD.state_dict()`` in torch layout (``inp.weight``, ``gru.weight_ih_l0``, ...; see
 ``training.export``), so the file stays the one place they live. The initializers are read
-with a minimal protobuf reader (``read_initializers``): ``onnx`` is a development
-dependency only and onnxruntime does not expose initializer values.
+with the minimal protobuf reader ``runtime.onnxproto.read_initializers``: ``onnx`` is a
+development dependency only and onnxruntime does not expose initializer values.
 
 onnxruntime stays the reference: ``VADModel(backend="numba")`` checks on load that this
 backend matches onnxruntime to ``PARITY_TOLERANCE`` on a probe sequence and raises
@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
+from runtime.onnxproto import read_initializers
 from vad.errors import ModelFileError
 
 ARCHITECTURE_NAME = "causal-dwconv-gru"
@@ -28,88 +29,6 @@ _WEIGHTS = (
     "feat_mean", "feat_std", "inp.weight", "inp.bias", "dw.weight", "dw.bias", "pw.weight", "pw.bias",
     "gru.weight_ih_l0", "gru.weight_hh_l0", "gru.bias_ih_l0", "gru.bias_hh_l0", "out.weight", "out.bias",
 )
-
-# --- minimal ONNX protobuf reader (ModelProto.graph.initializer) --------------------------
-_MODEL_GRAPH_FIELD = 7
-_GRAPH_INITIALIZER_FIELD = 5
-_TENSOR_DIMS, _TENSOR_DATA_TYPE, _TENSOR_FLOAT_DATA, _TENSOR_NAME, _TENSOR_RAW_DATA = 1, 2, 4, 8, 9
-_ONNX_FLOAT = 1
-_WIRE_VARINT, _WIRE_64BIT, _WIRE_LEN, _WIRE_32BIT = 0, 1, 2, 5
-
-
-def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise ModelFileError("truncated protobuf varint")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-
-
-def _fields(buf: memoryview):
-    """Yield (field number, wire type, value) of one protobuf message (value: int or memoryview)."""
-    pos = 0
-    while pos < len(buf):
-        key, pos = _varint(buf, pos)
-        field, wire = key >> 3, key & 7
-        if wire == _WIRE_VARINT:
-            value, pos = _varint(buf, pos)
-        elif wire == _WIRE_64BIT:
-            value, pos = buf[pos : pos + 8], pos + 8
-        elif wire == _WIRE_LEN:
-            size, pos = _varint(buf, pos)
-            value, pos = buf[pos : pos + size], pos + size
-        elif wire == _WIRE_32BIT:
-            value, pos = buf[pos : pos + 4], pos + 4
-        else:
-            raise ModelFileError(f"unsupported protobuf wire type {wire}")
-        if pos > len(buf):
-            raise ModelFileError("truncated protobuf message")
-        yield field, wire, value
-
-
-def _tensor(buf: memoryview) -> tuple[str, np.ndarray]:
-    name, dims, dtype, raw, floats = "", [], None, None, []
-    for field, wire, value in _fields(buf):
-        if field == _TENSOR_NAME:
-            name = bytes(value).decode("utf-8")
-        elif field == _TENSOR_DIMS:
-            if wire == _WIRE_LEN:  # packed
-                pos = 0
-                while pos < len(value):
-                    d, pos = _varint(value, pos)
-                    dims.append(d)
-            else:
-                dims.append(value)
-        elif field == _TENSOR_DATA_TYPE:
-            dtype = value
-        elif field == _TENSOR_RAW_DATA:
-            raw = bytes(value)
-        elif field == _TENSOR_FLOAT_DATA:
-            floats.append(np.frombuffer(bytes(value), dtype="<f4"))
-    if dtype != _ONNX_FLOAT:
-        return name, None
-    data = np.frombuffer(raw, dtype="<f4") if raw is not None else np.concatenate(floats or [np.zeros(0, "<f4")])
-    return name, data.astype(np.float32).reshape(dims)
-
-
-def read_initializers(path: str | Path) -> dict[str, np.ndarray]:
-    """{name: float32 array} of the float initializers of an ONNX file (pure Python)."""
-    data = memoryview(Path(path).read_bytes())
-    out: dict[str, np.ndarray] = {}
-    for field, wire, value in _fields(data):
-        if field == _MODEL_GRAPH_FIELD and wire == _WIRE_LEN:
-            for gfield, gwire, gvalue in _fields(value):
-                if gfield == _GRAPH_INITIALIZER_FIELD and gwire == _WIRE_LEN:
-                    name, array = _tensor(gvalue)
-                    if array is not None:
-                        out[name] = array
-    return out
-
 
 # --- the kernel ---------------------------------------------------------------------------
 @njit(cache=True, nogil=True, fastmath=False)

@@ -11,18 +11,22 @@ Choices (measured on this machine, torch 2.13 / onnxruntime 1.32):
 * Exporter: the legacy TorchScript exporter (``dynamo=False``) with a 3-frame example
   input: ~0.25 s per export, one file, weights embedded. The dynamo exporter took ~45 s on
   a toy GRU and writes external data by default.
-* ``do_constant_folding=False``: the initializers keep their ``FrozenVAD.state_dict()``
-  names and torch layouts (``inp.weight``, ``gru.weight_ih_l0``, ...), so any reader of the
-  file can find the weights by name; onnxruntime folds the gate re-ordering itself when it
-  loads the session, so inference speed is unchanged.
+* ``do_constant_folding=False`` and ``keep_initializers_as_inputs=True``: every initializer
+  keeps its ``FrozenVAD.state_dict()`` name and torch layout (``inp.weight``,
+  ``gru.weight_ih_l0``, ...), and equal weights (e.g. two all-zero biases) are not merged
+  into one, so any reader of the file (``runtime.network``) finds each weight by name. The
+  initializers are then removed from the graph inputs again
+  (``runtime.onnxproto.drop_initializer_inputs``) so they are constants and onnxruntime
+  folds the gate re-ordering when it loads the session: inference speed is unchanged.
 * Opset ``OPSET`` = 17: every op used here (MatMul, Conv, GRU, Slice, Concat, Sigmoid) has
   had its current definition since opset 14 or earlier; 17 is accepted by onnxruntime
   >= 1.12 (2022), including the mobile/web builds still shipped in apps, by 1.32 (here),
   and by TensorRT/OpenVINO releases of the same period. Newer opsets would only shut out
   older runtimes without gaining anything for this network.
 * Metadata: ``ModelMetadata.to_metadata_props()`` is appended to the serialized
-  ``ModelProto`` as ``metadata_props`` entries (protobuf field 14). Appending a repeated
-  field to a serialized message is valid protobuf, so no ``onnx`` package is needed.
+  ``ModelProto`` as ``metadata_props`` entries (protobuf field 14;
+  ``runtime.onnxproto.append_metadata_props``). Appending a repeated field to a serialized
+  message is valid protobuf, so no ``onnx`` package is needed.
 * The file is written atomically (temp file in the target folder + ``os.replace``).
 """
 
@@ -37,6 +41,7 @@ from typing import Any
 
 import torch
 
+from runtime.onnxproto import append_metadata_props, drop_initializer_inputs
 from training.model import FrozenVAD
 from vad.errors import InvalidInputError, ModelFileError
 from vad.features import FeatureSpec
@@ -47,7 +52,6 @@ OPSET = 17
 ARCHITECTURE_NAME = "causal-dwconv-gru"  # same name training.consolidate writes
 STATE_NAMES = ("conv", "gru")
 EXAMPLE_FRAMES = 3
-_METADATA_PROPS_FIELD = 14  # onnx.proto: ModelProto.metadata_props (repeated StringStringEntryProto)
 
 
 def build_metadata(
@@ -83,30 +87,6 @@ def build_metadata(
         training=dict(training or {}),
         name=name,
     )
-
-
-def _encode_varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _length_delimited(field: int, payload: bytes) -> bytes:
-    return _encode_varint((field << 3) | 2) + _encode_varint(len(payload)) + payload
-
-
-def _metadata_props_bytes(props: dict[str, str]) -> bytes:
-    out = b""
-    for key, value in props.items():
-        entry = _length_delimited(1, key.encode("utf-8")) + _length_delimited(2, value.encode("utf-8"))
-        out += _length_delimited(_METADATA_PROPS_FIELD, entry)
-    return out
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -148,6 +128,7 @@ def onnx_bytes(model: FrozenVAD, metadata: ModelMetadata) -> bytes:
                 dynamo=False,
                 opset_version=OPSET,
                 do_constant_folding=False,
+                keep_initializers_as_inputs=True,  # also skips deduplicating equal weights
                 export_params=True,
                 input_names=[FEATURES_INPUT, *state_in],
                 output_names=[PROBABILITY_OUTPUT, *state_out],
@@ -155,7 +136,8 @@ def onnx_bytes(model: FrozenVAD, metadata: ModelMetadata) -> bytes:
             )
     finally:
         model.train(was_training)
-    return buf.getvalue() + _metadata_props_bytes(metadata.to_metadata_props())
+    data = drop_initializer_inputs(buf.getvalue())
+    return append_metadata_props(data, metadata.to_metadata_props())
 
 
 def export_onnx(model: FrozenVAD, metadata: ModelMetadata, path: str | Path) -> Path:
