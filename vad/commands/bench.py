@@ -1,12 +1,62 @@
-"""`vad bench` (placeholder until its issue's work lands)."""
+"""`vad bench`: single-thread end-to-end speed of our models next to WebRTC VAD and Silero VAD."""
+
+from __future__ import annotations
+
+import argparse
 
 NAME = "bench"
-HELP = "bench (not implemented yet)"
+HELP = "benchmark end-to-end cost (us per 10 ms of audio, RTF, RSS, load time, latency) vs WebRTC and Silero"
+
+_EPILOG = """\
+Each system runs single-threaded in its own process on the same seeded synthetic audio.
+Ours: 10 ms int16 chunks through StreamingVAD (front end + network + post-processing).
+WebRTC VAD: 10 ms frames. Silero VAD v6: its ONNX model on 512-sample chunks.
+Baselines need the `baselines` extra: pip install 'learned-width-vad[baselines]'.
+"""
 
 
-def add_arguments(parser):
-    pass
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = _EPILOG
+    parser.add_argument(
+        "--model", action="append", metavar="M",
+        help="model file to measure (repeat; default: the shipped default and its siblings in models/)",
+    )
+    parser.add_argument("--seconds", type=float, default=60.0, help="audio length per system (default 60)")
+    parser.add_argument("--block-frames", type=int, help="frames per network call (default: by backend)")
+    parser.add_argument("--backend", choices=("auto", "numba", "onnxruntime"), help="inference backend (default auto)")
+    parser.add_argument("--no-baselines", action="store_true", help="measure our models only")
+    parser.add_argument("--json", metavar="OUT", help="also write the rows as JSON (atomically)")
 
 
 def run(args) -> int:
-    raise NotImplementedError("vad bench is not implemented yet")
+    import json
+    import os
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from runtime.bench import format_table, run_benchmarks
+    from runtime.model import shipped_model_paths
+    from vad.errors import InvalidInputError, ModelFileError
+
+    if args.seconds <= 0:
+        raise InvalidInputError(f"--seconds={args.seconds}: must be > 0")
+    models = args.model or [str(p) for p in shipped_model_paths()]
+    if not models:
+        raise ModelFileError("no model shipped in models/ and none given: pass --model MODEL.onnx")
+    rows = run_benchmarks(models, args.seconds, not args.no_baselines, args.block_frames, args.backend)
+    print(format_table(rows))
+    for row in rows:
+        if "error" in row and row["name"] in ("webrtc", "silero"):
+            print(f"note: {row['name']} baseline unavailable; install the extra: "
+                  "pip install 'learned-width-vad[baselines]'", file=sys.stderr)
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"rows": rows, "seconds": args.seconds}, fh, indent=2)
+        os.replace(tmp, out)
+    failed = [r for r in rows if "error" in r and r["name"].startswith("ours")]
+    return 1 if failed else 0

@@ -1,12 +1,80 @@
-"""`vad info` (placeholder until its issue's work lands)."""
+"""`vad info`: show what an exported model carries (widths, compute, latency, defaults, metrics)."""
+
+from __future__ import annotations
+
+import argparse
+import json
 
 NAME = "info"
-HELP = "info (not implemented yet)"
+HELP = "print a model's metadata: widths, MFLOP/s, parameters, size, latency, thresholds, metrics"
 
 
-def add_arguments(parser):
-    pass
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", nargs="?", metavar="MODEL.onnx", help="model file (default: the shipped model)")
+    parser.add_argument("--json", action="store_true", help="print the full metadata as JSON")
+
+
+def model_info(path) -> dict:
+    """The model's metadata as a dict plus file size and derived figures."""
+    from pathlib import Path
+
+    from runtime.model import default_model_path
+    from vad.modelmeta import read_model_metadata
+
+    path = Path(path) if path is not None else default_model_path()
+    meta = read_model_metadata(path)
+    info = meta.to_dict()
+    info["path"] = str(path)
+    info["file_bytes"] = path.stat().st_size
+    info["total_flops_per_second"] = meta.total_flops_per_second
+    info["algorithmic_latency_ms"] = meta.algorithmic_latency_ms
+    return info
+
+
+def format_info(info: dict) -> str:
+    arch = info["architecture"]
+    spec = info["feature_spec"]
+    pp = info["postprocess"]
+    widths = ", ".join(f"{k}={v}" for k, v in arch.get("widths", {}).items())
+    lines = [
+        f"model        {info['name']}  ({info['path']})",
+        f"file         {info['file_bytes'] / 1024:.1f} KB, metadata schema {info['schema_version']}",
+        f"architecture {arch.get('name', '?')}  widths: {widths}",
+        f"parameters   {info['parameters']:,}",
+        f"compute      {info['network_flops_per_second'] / 1e6:.3f} MFLOP/s network + "
+        f"{info['frontend_flops_per_second'] / 1e6:.3f} MFLOP/s front end = "
+        f"{info['total_flops_per_second'] / 1e6:.3f} MFLOP/s",
+        f"latency      {info['algorithmic_latency_ms']:.1f} ms algorithmic "
+        f"(frame {info['frame_latency_ms']:.1f} ms + lookahead {info['lookahead_ms']:.1f} ms)",
+        f"features     {spec['n_mels']} log-mel @ {spec['sample_rate_hz']} Hz, win {spec['win_length_samples']}, "
+        f"hop {spec['hop_length_samples']}, n_fft {spec['n_fft']}, {spec['fmin_hz']:g}-{spec['fmax_hz']:g} Hz",
+        f"postprocess  onset {pp['onset_threshold']:g}, offset {pp['offset_threshold']:g}, "
+        f"min speech {pp['min_speech_ms']:g} ms, min silence {pp['min_silence_ms']:g} ms, "
+        f"pad {pp['speech_pad_ms']:g} ms, max speech {pp['max_speech_s']:g} s",
+    ]
+    metrics = info.get("metrics") or {}
+    if metrics:
+        lines.append("metrics      " + ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(metrics.items())))
+    else:
+        lines.append("metrics      (none recorded)")
+    training = info.get("training") or {}
+    if training:
+        lines.append("training     " + ", ".join(sorted(training)) + "  (see --json)")
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)[:60]
+    return str(value)
 
 
 def run(args) -> int:
-    raise NotImplementedError("vad info is not implemented yet")
+    info = model_info(args.model)
+    if args.json:
+        print(json.dumps(info, indent=2, sort_keys=True))
+    else:
+        print(format_info(info))
+    return 0
