@@ -215,16 +215,19 @@ def run(args) -> int:
         f"vad listen: device {device.index} ({device.name}) at {rate} Hz{note}, model {model.metadata.name}; "
         f"until {until}"
     )
-    source.start()
-    listener.start()
     interrupted = False
     try:
+        source.start()
+        listener.start()
         while listener.is_alive():
             listener.join(0.2)
     except KeyboardInterrupt:
         interrupted = True
         listener.stop()
-        listener.join()
+        if listener.ident is not None:
+            listener.join()  # flushes the stream: an open segment is closed and reported
+        else:
+            source.stop()
     listener.raise_error()
     heard_s = listener.samples_processed / rate
     speech_s = listener.speech_samples / rate
