@@ -651,7 +651,9 @@ class ProgressBar:
 
     def update(self, outcome: FileOutcome, expected_audio_s: float = 0.0) -> None:
         self.done_files += 1
-        self.done_audio_s += outcome.duration_s if outcome.status == WRITTEN else expected_audio_s
+        self.done_audio_s += outcome.duration_s
+        if outcome.status != WRITTEN:  # skipped or failed: its audio no longer counts as to do
+            self.total_audio_s = max(self.total_audio_s - expected_audio_s, self.done_audio_s)
         now = time.perf_counter()
         if self.enabled and (now - self._last_draw >= self._MIN_REDRAW_S or self.done_files == self.total_files):
             self._last_draw = now
