@@ -1,0 +1,331 @@
+"""The streaming engine: chunk-size invariance, batch equality, sample rates, sharing across
+threads, bad input, a 1-hour stream, and a torch-free import."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.fixtures_models import energy_model_path  # noqa: F401
+from tests.runtime_models import random_model_path  # noqa: F401
+from vad.errors import InvalidInputError, ModelFileError, StreamStateError
+from vad.postprocess import PostprocessConfig, segments_from_probabilities
+
+REPO = Path(__file__).resolve().parents[1]
+RATE = 16000
+HOP = 160
+# small durations so a few seconds of test audio give many segments
+FAST_PP = dict(min_speech_ms=50, min_silence_ms=60, speech_pad_ms=40)
+
+
+def bursts(seconds: float, rate: int = RATE, seed: int = 0) -> np.ndarray:
+    """int16 noise bursts (loud/quiet, 0.1-0.6 s each) at ``rate``."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * rate)
+    gains = np.empty(n)
+    pos = 0
+    while pos < n:
+        length = int(rng.uniform(0.1, 0.6) * rate)
+        gains[pos : pos + length] = rng.choice([0.0005, 0.2])
+        pos += length
+    return (np.clip(rng.standard_normal(n) * gains, -1, 1) * 32767).astype(np.int16)
+
+
+def run_stream(vad, audio, chunk):
+    """(probabilities, frame indices, frame end samples, events) over the whole stream."""
+    vad.reset()
+    results = []
+    if chunk is None:
+        results.append(vad.process(audio))
+    else:
+        for start in range(0, audio.size, chunk):
+            results.append(vad.process(audio[start : start + chunk]))
+    results.append(vad.flush())
+    probs = np.concatenate([r.probabilities for r in results])
+    idx = np.concatenate([r.frame_indices for r in results])
+    ends = np.concatenate([r.frame_end_samples for r in results])
+    events = [e for r in results for e in r.events]
+    return probs, idx, ends, events
+
+
+@pytest.fixture(scope="module")
+def energy_model(energy_model_path):  # noqa: F811
+    from runtime.model import VADModel
+
+    return VADModel(energy_model_path)
+
+
+@pytest.fixture(scope="module")
+def random_model(random_model_path):  # noqa: F811
+    from runtime.model import VADModel
+
+    return VADModel(random_model_path)
+
+
+@pytest.mark.parametrize("which", ["energy", "random"])
+def test_chunk_size_invariance_and_batch_equality(which, energy_model, random_model):
+    from runtime.engine import StreamingVAD
+
+    model = energy_model if which == "energy" else random_model
+    audio = bursts(4.0)
+    vad = StreamingVAD(model, RATE, postprocess=FAST_PP)
+    ref = run_stream(vad, audio, None)
+    probs, idx, ends, events = ref
+    n_frames = audio.size // HOP
+    assert probs.shape == (n_frames,) and probs.dtype == np.float32
+    np.testing.assert_array_equal(idx, np.arange(n_frames))
+    np.testing.assert_array_equal(ends, (idx + 1) * HOP)
+    if which == "energy":
+        assert sum(e.kind == "end" for e in events) >= 3
+    for chunk in (1, 10, 160, 480, 512, 16000):
+        got = run_stream(vad, audio, chunk)
+        np.testing.assert_array_equal(got[0], probs, err_msg=f"chunk {chunk}")
+        np.testing.assert_array_equal(got[1], idx)
+        assert got[3] == events, f"chunk {chunk}"
+    # the batch path: the same post-processing over the whole probability array
+    batch = segments_from_probabilities(probs, 0.01, vad.config)
+    ends_ = [e for e in events if e.kind == "end"]
+    assert [(s.start_frame * HOP, s.end_frame * HOP, s.mean_probability) for s in batch] == [
+        (e.start_sample, e.end_sample, e.mean_probability) for e in ends_
+    ]
+
+
+def test_equals_batch_labeling_of_a_file(energy_model, tmp_path):
+    sf = pytest.importorskip("soundfile")
+    from runtime.engine import StreamingVAD
+    from vad.labeling import label_file
+
+    audio = bursts(5.0, seed=3)
+    path = tmp_path / "a.wav"
+    sf.write(path, audio, RATE, subtype="PCM_16")
+    pp = PostprocessConfig(**FAST_PP)
+    result = label_file(path, model=energy_model, postprocess=pp)
+    probs, _idx, _ends, events = run_stream(StreamingVAD(energy_model, RATE, postprocess=pp), audio, 480)
+    np.testing.assert_array_equal(result.probabilities, probs)
+    ends = [e for e in events if e.kind == "end"]
+    assert [(s.start_s, s.end_s) for s in result.segments] == [(e.start_s, e.end_s) for e in ends]
+
+
+def test_backends_agree(random_model_path):  # noqa: F811
+    from runtime.engine import StreamingVAD
+    from runtime.model import VADModel
+
+    audio = bursts(3.0, seed=5)
+    ref = run_stream(StreamingVAD(VADModel(random_model_path, backend="onnxruntime"), RATE), audio, 320)
+    fast = run_stream(StreamingVAD(VADModel(random_model_path, backend="numba"), RATE), audio, 320)
+    assert np.max(np.abs(ref[0] - fast[0])) <= 1e-5
+    blocks = run_stream(StreamingVAD(VADModel(random_model_path, backend="numba"), RATE, block_frames=7), audio, 320)
+    assert np.max(np.abs(blocks[0] - fast[0])) <= 1e-5
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 22050, 44100, 48000])
+def test_sample_rates(rate, energy_model):
+    from runtime.engine import StreamingVAD
+
+    seconds = 4.0
+    audio16 = bursts(seconds, seed=11)
+    if rate == RATE:
+        audio = audio16
+    else:
+        from vad.audio import resample
+
+        audio = (np.clip(resample(audio16.astype(np.float32) / 32768, RATE, rate), -1, 1) * 32767).astype(np.int16)
+    vad = StreamingVAD(energy_model, rate, postprocess=FAST_PP)
+    probs, idx, ends, events = run_stream(vad, audio, 480)
+    n_model = int(audio.size * RATE // rate)
+    assert abs(probs.size - n_model // HOP) <= 1
+    # frame ends are the nearest input samples of (i + 1) * hop at the model rate: no drift
+    np.testing.assert_array_equal(ends, ((idx + 1) * HOP * 2 * rate + RATE) // (2 * RATE))
+    for e in events:
+        assert isinstance(e.start_sample, int) and 0 <= e.start_sample <= audio.size
+    # same stream in other chunkings gives the same answer
+    again = run_stream(vad, audio, 4096)
+    np.testing.assert_array_equal(again[0], probs)
+    assert again[3] == events
+    # the detected speech matches the 16 kHz stream's (same audio, resampled), within a frame or two
+    ref = run_stream(StreamingVAD(energy_model, RATE, postprocess=FAST_PP), audio16, None)
+    ref_ends = [(e.start_s, e.end_s) for e in ref[3] if e.kind == "end"]
+    got_ends = [(e.start_s, e.end_s) for e in events if e.kind == "end"]
+    assert len(ref_ends) == len(got_ends) >= 3
+    assert np.max(np.abs(np.array(ref_ends) - np.array(got_ends))) <= 0.021
+
+
+def test_shared_model_across_threads(random_model, energy_model):
+    from runtime.engine import StreamingVAD
+
+    for model in (random_model, energy_model):
+        signals = [bursts(2.0, seed=100 + k) for k in range(8)]
+        alone = [run_stream(StreamingVAD(model, RATE, postprocess=FAST_PP), s, 480) for s in signals]
+        results: list = [None] * 8
+        barrier = threading.Barrier(8)
+
+        def work(k, model=model, signals=signals, results=results, barrier=barrier):
+            vad = StreamingVAD(model, RATE, postprocess=FAST_PP)
+            barrier.wait()
+            results[k] = run_stream(vad, signals[k], 160 + 37 * k)
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for k in range(8):
+            np.testing.assert_array_equal(results[k][0], alone[k][0])
+            assert results[k][3] == alone[k][3]
+
+
+def test_onnxruntime_backend_shared_across_threads(random_model_path):  # noqa: F811
+    from runtime.engine import StreamingVAD
+    from runtime.model import VADModel
+
+    model = VADModel(random_model_path, backend="onnxruntime")
+    signals = [bursts(1.5, seed=200 + k) for k in range(8)]
+    alone = [run_stream(StreamingVAD(model, RATE, block_frames=4), s, 480)[0] for s in signals]
+    results: list = [None] * 8
+
+    def work(k):
+        results[k] = run_stream(StreamingVAD(model, RATE, block_frames=4), signals[k], 333)[0]
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k in range(8):
+        np.testing.assert_array_equal(results[k], alone[k])
+
+
+def test_bad_input_leaves_the_stream_valid(energy_model):
+    from runtime.engine import StreamingVAD
+
+    audio = bursts(2.0, seed=9)
+    clean = run_stream(StreamingVAD(energy_model, RATE, postprocess=FAST_PP), audio, 800)
+    vad = StreamingVAD(energy_model, RATE, postprocess=FAST_PP)
+    bad_inputs = [
+        np.array([0.0, np.nan], dtype=np.float32),
+        np.array([np.inf], dtype=np.float64),
+        np.zeros(10, dtype=np.uint8),
+        np.zeros(10, dtype=np.complex64),
+        np.zeros((2, 160), dtype=np.int16),
+        [0.0] * 160,
+        "audio",
+    ]
+    results = []
+    for k, start in enumerate(range(0, audio.size, 800)):
+        bad = bad_inputs[k % len(bad_inputs)]
+        with pytest.raises(InvalidInputError):
+            vad.process(bad)
+        with pytest.raises(InvalidInputError, match="sample_rate"):
+            vad.process(audio[start : start + 800], sample_rate=RATE * 2)
+        results.append(vad.process(audio[start : start + 800], sample_rate=RATE))
+    results.append(vad.flush())
+    np.testing.assert_array_equal(np.concatenate([r.probabilities for r in results]), clean[0])
+    assert [e for r in results for e in r.events] == clean[3]
+    with pytest.raises(StreamStateError):
+        vad.process(audio[:160])
+    with pytest.raises(StreamStateError):
+        vad.flush()
+    vad.reset()
+    assert vad.process(audio[:1600]).probabilities.size == 10
+
+
+def test_tiny_chunks_and_options(energy_model):
+    from runtime.engine import StreamingVAD
+
+    vad = StreamingVAD(energy_model, RATE)
+    assert vad.process(np.zeros(0, np.int16)).probabilities.size == 0
+    assert vad.process(np.zeros(1, np.float32)).probabilities.size == 0
+    assert vad.process(np.zeros(159, np.float32)).frame_indices.tolist() == [0]
+    assert vad.config == energy_model.metadata.postprocess
+    assert StreamingVAD(energy_model, RATE, postprocess={"onset_threshold": 0.9}).config.onset_threshold == 0.9
+    with pytest.raises(InvalidInputError, match="unknown"):
+        StreamingVAD(energy_model, RATE, postprocess={"onset": 0.9})
+    with pytest.raises(InvalidInputError):
+        StreamingVAD(energy_model, 0)
+    with pytest.raises(InvalidInputError):
+        StreamingVAD(energy_model, RATE, block_frames=0)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs /proc for RSS")
+def test_one_hour_stream_memory_and_timestamps(energy_model):
+    from runtime.engine import StreamingVAD
+
+    rate = 48000
+    chunk_s = 10
+    block = bursts(chunk_s, rate=rate, seed=21)  # one block of audio, fed again and again
+    vad = StreamingVAD(energy_model, rate, postprocess=FAST_PP, block_frames=50)
+    n_chunks = 3600 // chunk_s
+    frames = 0
+    last_end = 0
+    n_events = 0
+    rss = []
+    for k in range(n_chunks):
+        r = vad.process(block)
+        if r.probabilities.size:
+            assert r.frame_indices[0] == frames
+            frames += r.probabilities.size
+            last_end = int(r.frame_end_samples[-1])
+        n_events += len(r.events)
+        for e in r.events:
+            assert e.start_sample <= (k + 1) * block.size
+        if k in (n_chunks // 10, n_chunks - 1):
+            rss.append(_rss_mb())
+    total = n_chunks * block.size
+    assert total == 3600 * rate
+    # exact sample accounting: frames completed so far end exactly where the input says
+    assert last_end == frames * HOP * 3  # 48 kHz = 3 x the model rate: exact positions
+    assert frames >= total // (3 * HOP) - 50  # only the resampler's delay is outstanding
+    r = vad.flush()
+    assert frames + r.probabilities.size == total // (3 * HOP)
+    assert n_events > 1000
+    assert rss[1] - rss[0] < 20, f"memory grew from {rss[0]:.1f} to {rss[1]:.1f} MB"
+
+
+def test_runtime_imports_and_runs_without_torch(random_model_path):  # noqa: F811
+    code = (
+        "import sys; sys.modules['torch'] = None; import numpy as np; import runtime; "
+        f"v = runtime.StreamingVAD({str(random_model_path)!r}); "
+        "r = v.process(np.zeros(1600, np.int16)); assert r.probabilities.size == 10; "
+        "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert run.returncode == 0, run.stderr
+
+
+def test_default_model():
+    from runtime.model import DEFAULT_MODEL_NAME, default_model_path
+
+    shipped = REPO / "models" / DEFAULT_MODEL_NAME
+    if not shipped.is_file():
+        with pytest.raises(ModelFileError, match="no default model"):
+            default_model_path()
+        pytest.skip("models/default.onnx is not shipped yet")
+    code = "import sys; sys.modules['torch'] = None; import runtime; runtime.StreamingVAD()"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
+    assert run.returncode == 0, run.stderr
+
+
+def test_bench_cli(random_model_path, tmp_path):  # noqa: F811
+    import json
+
+    out = tmp_path / "bench.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "vad", "bench", "--model", str(random_model_path), "--seconds", "2",
+         "--no-baselines", "--json", str(out)],
+        capture_output=True, text=True, cwd=REPO,
+    )
+    assert run.returncode == 0, run.stderr
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["us_per_10ms"] > 0 and row["rtf"] > 0 and row["peak_rss_mb"] > 0
+    assert "us/10ms" in run.stdout
