@@ -9,7 +9,8 @@ What is timed (``perf_counter`` around the whole loop, after loading):
 * Silero VAD v6: its bundled ONNX model on 512-sample chunks with Silero's context and state
   (``vad.baselines.SileroBaseline``, onnxruntime, one thread; ``silero_vad`` is never imported).
 
-Reported per system: microseconds per 10 ms of audio, real-time factor (compute time / audio
+Reported per system: microseconds per 10 ms of audio (median of ``DEFAULT_REPEATS`` timed
+passes over the audio, and the best pass), real-time factor (median compute time / audio
 time), peak RSS of the worker process (``ru_maxrss``: Python + numpy + the engine), model
 load time, and first-frame latency (wall time of the first ``process`` call on a new stream
 plus the algorithmic delay before a first probability exists: one hop, or one block/chunk).
@@ -35,6 +36,7 @@ SAMPLE_RATE_HZ = 16000
 FRAME_MS = 10
 FRAME_SAMPLES = SAMPLE_RATE_HZ * FRAME_MS // 1000
 DEFAULT_SECONDS = 60.0
+DEFAULT_REPEATS = 3  # the timed loop is run this many times; median and best are reported
 SIGNAL_SEED = 20260
 BURST_S = 0.7
 WEBRTC_MODE = 3
@@ -54,19 +56,33 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
-def _row(name: str, kind: str, elapsed_s: float, audio_s: float, **extra) -> dict:
+def _timed(loop, repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        loop()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def _row(name: str, kind: str, times_s: list[float], audio_s: float, **extra) -> dict:
     n_frames = audio_s * 1000.0 / FRAME_MS
+    median = float(np.median(times_s))
     return {
         "name": name,
         "kind": kind,
-        "us_per_10ms": 1e6 * elapsed_s / n_frames,
-        "rtf": elapsed_s / audio_s,
+        "us_per_10ms": 1e6 * median / n_frames,
+        "us_per_10ms_best": 1e6 * min(times_s) / n_frames,
+        "rtf": median / audio_s,
+        "repeats": len(times_s),
+        "audio_s": audio_s,
         "peak_rss_mb": _peak_rss_mb(),
         **extra,
     }
 
 
-def bench_ours(model: str | None, seconds: float, block_frames: int | None = None, backend: str | None = None) -> dict:
+def bench_ours(model: str | None, seconds: float, block_frames: int | None = None, backend: str | None = None,
+               repeats: int = DEFAULT_REPEATS) -> dict:
     from runtime.engine import StreamingVAD
     from runtime.model import DEFAULT_BACKEND, VADModel
 
@@ -80,17 +96,21 @@ def bench_ours(model: str | None, seconds: float, block_frames: int | None = Non
     first_call_ms = 1e3 * (time.perf_counter() - t0)
     stream.reset()
     chunks = [audio[i : i + FRAME_SAMPLES] for i in range(0, audio.size - FRAME_SAMPLES + 1, FRAME_SAMPLES)]
-    n_events = 0
-    t0 = time.perf_counter()
-    for chunk in chunks:
-        n_events += len(stream.process(chunk).events)
-    n_events += len(stream.flush().events)
-    elapsed = time.perf_counter() - t0
+    n_events = []
+
+    def loop():
+        stream.reset()
+        count = 0
+        for chunk in chunks:
+            count += len(stream.process(chunk).events)
+        n_events.append(count + len(stream.flush().events))
+
+    times = _timed(loop, repeats)
     meta = vad_model.metadata
     return _row(
         meta.name,
         "ours",
-        elapsed,
+        times,
         len(chunks) * FRAME_MS / 1000.0,
         model=str(vad_model.path),
         backend=vad_model.backend,
@@ -102,11 +122,11 @@ def bench_ours(model: str | None, seconds: float, block_frames: int | None = Non
         total_mflops_per_s=meta.total_flops_per_second / 1e6,
         parameters=meta.parameters,
         file_kb=vad_model.path.stat().st_size / 1024.0,
-        events=n_events,
+        events=n_events[-1],
     )
 
 
-def bench_webrtc(seconds: float) -> dict:
+def bench_webrtc(seconds: float, repeats: int = DEFAULT_REPEATS) -> dict:
     from vad.baselines import BASELINES_EXTRA
     from vad.errors import require
 
@@ -119,17 +139,18 @@ def bench_webrtc(seconds: float) -> dict:
     t0 = time.perf_counter()
     vad.is_speech(chunks[0].tobytes(), SAMPLE_RATE_HZ)
     first_ms = 1e3 * (time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    for chunk in chunks:
-        vad.is_speech(chunk.tobytes(), SAMPLE_RATE_HZ)
-    elapsed = time.perf_counter() - t0
+
+    def loop():
+        for chunk in chunks:
+            vad.is_speech(chunk.tobytes(), SAMPLE_RATE_HZ)
+
     return _row(
-        f"webrtc (mode {WEBRTC_MODE})", "baseline", elapsed, len(chunks) * FRAME_MS / 1000.0,
+        f"webrtc (mode {WEBRTC_MODE})", "baseline", _timed(loop, repeats), len(chunks) * FRAME_MS / 1000.0,
         load_s=load_s, first_frame_latency_ms=first_ms + FRAME_MS, algorithmic_latency_ms=float(FRAME_MS),
     )
 
 
-def bench_silero(seconds: float) -> dict:
+def bench_silero(seconds: float, repeats: int = DEFAULT_REPEATS) -> dict:
     from vad.baselines import SILERO_CHUNK_SAMPLES, SileroBaseline
 
     audio = test_signal(seconds).astype(np.float32) / 32768.0
@@ -140,12 +161,10 @@ def bench_silero(seconds: float) -> dict:
     t0 = time.perf_counter()
     silero.chunk_probabilities(audio[:SILERO_CHUNK_SAMPLES])
     first_ms = 1e3 * (time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    silero.chunk_probabilities(audio[:n])  # one streaming loop: one onnxruntime call per chunk
-    elapsed = time.perf_counter() - t0
     chunk_ms = 1000.0 * SILERO_CHUNK_SAMPLES / SAMPLE_RATE_HZ
+    times = _timed(lambda: silero.chunk_probabilities(audio[:n]), repeats)  # one onnxruntime call per chunk
     return _row(
-        "silero v6 (onnx)", "baseline", elapsed, n / SAMPLE_RATE_HZ,
+        "silero v6 (onnx)", "baseline", times, n / SAMPLE_RATE_HZ,
         model=str(silero.model_path), load_s=load_s, first_frame_latency_ms=first_ms + chunk_ms,
         algorithmic_latency_ms=chunk_ms,
     )
@@ -194,7 +213,8 @@ def run_benchmarks(
 
 
 def format_table(rows: list[dict]) -> str:
-    header = f"{'system':<28} {'us/10ms':>8} {'RTF':>8} {'RSS MB':>7} {'load s':>7} {'1st ms':>7}  notes"
+    header = (f"{'system':<28} {'us/10ms':>8} {'(best)':>7} {'RTF':>8} {'RSS MB':>7} {'load s':>7} "
+              f"{'1st ms':>7}  notes")
     lines = [header, "-" * len(header)]
     for r in rows:
         if "error" in r:
@@ -207,7 +227,7 @@ def format_table(rows: list[dict]) -> str:
                 f"{r['total_mflops_per_s'] - r['network_mflops_per_s']:.2f} MFLOP/s, {r['file_kb']:.0f} KB"
             )
         lines.append(
-            f"{r['name']:<28} {r['us_per_10ms']:>8.2f} {r['rtf']:>8.5f} {r['peak_rss_mb']:>7.1f} "
+            f"{r['name']:<28} {r['us_per_10ms']:>8.2f} {r['us_per_10ms_best']:>7.2f} {r['rtf']:>8.5f} {r['peak_rss_mb']:>7.1f} "
             f"{r['load_s']:>7.3f} {r['first_frame_latency_ms']:>7.2f}  {notes}"
         )
     return "\n".join(lines)
