@@ -255,3 +255,15 @@ def test_cli_export_and_info(checkpoint, tmp_path):
 
 def test_export_random_model_helper(tmp_path):
     assert read_model_metadata(export_random_model(tmp_path / "r.onnx", gru_width=8)).architecture["widths"]["gru"] == 8
+
+
+def test_parity_on_real_recording(model, exported, shared_data):
+    from vad.audio import load_audio
+
+    path = sorted((shared_data / "dev").glob("*.flac"))[0]
+    audio, _rate = load_audio(path, 16000)
+    feats = logmel(audio[: 20 * 16000], FeatureSpec())[None]
+    want = _torch_run(model, feats)[0]
+    sc, sg = (s.numpy() for s in model.initial_state(1))
+    got = _ort_run(_session(exported[0]), feats, sc, sg)[0]
+    assert np.max(np.abs(want - got)) <= PARITY
