@@ -17,9 +17,10 @@ Timing: every frame ``i`` of the model covers model-rate samples ``[i*hop, (i+1)
 positions are mapped back to the input stream's sample positions (nearest sample of
 ``t * input_rate / model_rate``) and converted to seconds only on output.
 
-Latency: a frame's probability is returned once the frame is complete (one hop) and its
-block of ``block_frames`` frames is full, i.e. up to ``block_frames * hop`` after the frame
-ended, plus the resampler's delay for other rates. Events come later by what the
+Latency: a frame's probability is returned once the frame is complete and its block of
+``block_frames`` frames is full: at most ``(block_frames - 1) * hop`` after the frame's last
+sample arrived, i.e. ``block_frames * hop`` after its first (``StreamingVAD.latency_ms``;
+10 ms with the default numba backend), plus the resampler's hold-back at other rates. Events come later by what the
 post-processing rules need (see ``vad.postprocess``).
 """
 
@@ -136,7 +137,8 @@ class StreamingVAD:
         postprocess: None (the model's recommended defaults), a ``PostprocessConfig``, or a
             dict of overrides applied to the model's defaults.
         block_frames: frames per network call (>= 1); trades latency (block_frames * hop)
-            for per-call overhead; None: ``DEFAULT_BLOCK_FRAMES`` of the model's backend. Blocks are counted from the start of the stream, so the
+            for per-call overhead; None: ``DEFAULT_BLOCK_FRAMES`` of the model's backend.
+            Blocks are counted from the start of the stream, so the
             results do not depend on how the audio is chunked.
         intra_op_threads, backend: passed to ``VADModel`` when ``model`` is a path/None.
 
@@ -207,7 +209,7 @@ class StreamingVAD:
 
     @property
     def latency_ms(self) -> float:
-        """Worst-case delay from the end of a frame to its probability (block + frame), no resampler."""
+        """Algorithmic latency: from a frame's first sample to its probability (frame + block wait), at the model rate."""
         return 1000.0 * self._spec.hop_s * self.block_frames
 
     # -- mapping model positions to input samples -----------------------------------------
