@@ -170,6 +170,7 @@ class StreamingVAD:
             model = VADModel(model, intra_op_threads=intra_op_threads, backend=backend)
         self.block_frames = int(block_frames) if block_frames is not None else DEFAULT_BLOCK_FRAMES[model.backend]
         self.model = model
+        self._grouping_invariant = model.grouping_invariant
         spec = model.spec
         self._spec = spec
         self._model_rate = spec.sample_rate_hz
@@ -254,7 +255,10 @@ class StreamingVAD:
                 out.append(p)
                 self._n_pending = 0
         while n - pos >= block or (final and n - pos > 0):
-            stop = min(pos + block, n)
+            if self._grouping_invariant:  # all whole blocks in one call: same result, less overhead
+                stop = n if final else pos + (n - pos) // block * block
+            else:
+                stop = min(pos + block, n)
             p, self._state = self.model.run(np.ascontiguousarray(features[pos:stop]), self._state)
             out.append(p)
             pos = stop

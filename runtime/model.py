@@ -139,8 +139,8 @@ class VADModel:
         rng = np.random.default_rng(_PROBE_SEED)
         feats = (rng.standard_normal((_PROBE_FRAMES, self.spec.n_mels)) * 4.0 - 8.0).astype(np.float32)
         half = _PROBE_FRAMES // 2
-        ref_state = self.initial_state()
-        net_state = self.initial_state()
+        ref_state = self._zero_state()
+        net_state = net.initial_state()
         worst = 0.0
         for part in (feats[:half], feats[half:]):
             ref, ref_state = self._run_onnxruntime(part, ref_state)
@@ -178,9 +178,19 @@ class VADModel:
             self._state_outputs[name] = out_name
         self._output_names = [PROBABILITY_OUTPUT] + [self._state_outputs[n] for n in self.state_shapes]
 
-    def initial_state(self) -> dict[str, np.ndarray]:
-        """Fresh (all-zero) recurrent state for one stream (batch 1)."""
+    @property
+    def grouping_invariant(self) -> bool:
+        """True when results do not depend on how frames are grouped into ``run`` calls
+        (numba: bit-exact); onnxruntime results may differ in the last bits between groupings."""
+        return self._net is not None
+
+    def _zero_state(self) -> dict[str, np.ndarray]:
         return {name: np.zeros((1, *shape), dtype=np.float32) for name, shape in self.state_shapes.items()}
+
+    def initial_state(self) -> dict[str, np.ndarray]:
+        """Fresh (all-zero) recurrent state for one stream (batch 1), in the backend's format
+        (the graph's state inputs as float32 for onnxruntime; float64 for numba)."""
+        return self._net.initial_state() if self._net is not None else self._zero_state()
 
     def run(self, features: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Run the network on ``features`` float32 [frames, n_mels] from ``state``.

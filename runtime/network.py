@@ -8,9 +8,11 @@ development dependency only and onnxruntime does not expose initializer values.
 
 onnxruntime stays the reference: ``VADModel(backend="numba")`` checks on load that this
 backend matches onnxruntime to ``PARITY_TOLERANCE`` on a probe sequence and raises
-ModelFileError otherwise. The kernel computes in float64 and returns float32; one call per
-block of frames with no per-call overhead beyond the Python dispatch (~1 us), so a frame
-can be run as soon as it is complete. It releases the GIL (``nogil=True``).
+ModelFileError otherwise. The kernel computes in float64, returns float32 probabilities and
+keeps its recurrent state in float64 between calls, so the probabilities do not depend on
+how frames are grouped into calls (one call of T frames == T calls of one frame, bit for
+bit). A call costs the Python dispatch (~1-2 us) plus ~2 us per frame (default widths), so
+a frame can be run as soon as it is complete. The kernel releases the GIL (``nogil=True``).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def _sigmoid(x):
 
 @njit(cache=True, nogil=True, fastmath=True)
 def _run_frames(feats, flat, n_feat, c1, c2, hid, kernel, state_conv, state_gru):
-    """Run feats [T, F] from the float32 states; return (probs [T], new conv state, new GRU state) as float32.
+    """Run feats [T, F] from the states; return (probs float32 [T], new conv state, new GRU state (float64)).
 
     ``flat`` holds every weight as float64, in the order of ``_WEIGHTS`` (dw as [c1, kernel]).
     """
@@ -128,11 +130,11 @@ def _run_frames(feats, flat, n_feat, c1, c2, hid, kernel, state_conv, state_gru)
         for i in range(hid):
             acc += w_out[i] * h[i]
         probs[t] = _sigmoid(acc)
-    new_conv = np.empty((1, km1, c1), dtype=np.float32)
+    new_conv = np.empty((1, km1, c1))
     for j in range(km1):
         for c in range(c1):
             new_conv[0, j, c] = ctx[j, c]
-    new_gru = np.empty((1, hid), dtype=np.float32)
+    new_gru = np.empty((1, hid))
     for i in range(hid):
         new_gru[0, i] = h[i]
     return probs, new_conv, new_gru
@@ -160,6 +162,10 @@ class NumbaNetwork:
         self.c2 = int(f64["pw.weight"].shape[0])
         self.hid = int(f64["gru.weight_hh_l0"].shape[1])
         self.kernel = int(f64["dw.weight"].shape[1])
+
+    def initial_state(self) -> dict[str, np.ndarray]:
+        """Zero state (float64: kept exact between calls)."""
+        return {"state_conv": np.zeros((1, self.kernel - 1, self.c1)), "state_gru": np.zeros((1, self.hid))}
 
     def run(self, features: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Same contract as ``VADModel.run``: features float32 [T, F] -> (probs [T], new state)."""
