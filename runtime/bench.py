@@ -3,7 +3,7 @@
 What is timed (``perf_counter`` around the whole loop, after loading):
 
 * ours: int16 audio given to ``StreamingVAD.process`` in 10 ms chunks (as a microphone
-  callback would), i.e. front end + network + post-processing, probabilities and events out;
+  callback would; ``chunk_ms`` changes it, e.g. 32 ms = Silero's chunk), i.e. front end + network + post-processing, probabilities and events out;
 * WebRTC VAD (``webrtcvad`` module of ``webrtcvad-wheels``, mode 3): ``is_speech`` on each
   10 ms frame (int16 bytes);
 * Silero VAD v6: its bundled ONNX model on 512-sample chunks with Silero's context and state
@@ -82,7 +82,7 @@ def _row(name: str, kind: str, times_s: list[float], audio_s: float, **extra) ->
 
 
 def bench_ours(model: str | None, seconds: float, block_frames: int | None = None, backend: str | None = None,
-               repeats: int = DEFAULT_REPEATS) -> dict:
+               repeats: int = DEFAULT_REPEATS, chunk_ms: float = FRAME_MS) -> dict:
     from runtime.engine import StreamingVAD
     from runtime.model import DEFAULT_BACKEND, VADModel
 
@@ -95,7 +95,8 @@ def bench_ours(model: str | None, seconds: float, block_frames: int | None = Non
     stream.process(audio[:FRAME_SAMPLES])
     first_call_ms = 1e3 * (time.perf_counter() - t0)
     stream.reset()
-    chunks = [audio[i : i + FRAME_SAMPLES] for i in range(0, audio.size - FRAME_SAMPLES + 1, FRAME_SAMPLES)]
+    step = max(1, int(round(chunk_ms * SAMPLE_RATE_HZ / 1000)))
+    chunks = [audio[i : i + step] for i in range(0, audio.size - step + 1, step)]
     n_events = []
 
     def loop():
@@ -111,8 +112,9 @@ def bench_ours(model: str | None, seconds: float, block_frames: int | None = Non
         meta.name,
         "ours",
         times,
-        len(chunks) * FRAME_MS / 1000.0,
+        len(chunks) * step / SAMPLE_RATE_HZ,
         model=str(vad_model.path),
+        chunk_samples=step,
         backend=vad_model.backend,
         block_frames=stream.block_frames,
         load_s=load_s,
@@ -170,10 +172,10 @@ def bench_silero(seconds: float, repeats: int = DEFAULT_REPEATS) -> dict:
     )
 
 
-def _worker(spec: str, seconds: float, block_frames: int | None, backend: str | None) -> dict:
+def _worker(spec: str, seconds: float, block_frames: int | None, backend: str | None, chunk_ms: float) -> dict:
     kind, _, arg = spec.partition(":")
     if kind == "ours":
-        return bench_ours(arg or None, seconds, block_frames, backend)
+        return bench_ours(arg or None, seconds, block_frames, backend, chunk_ms=chunk_ms)
     if kind == "webrtc":
         return bench_webrtc(seconds)
     if kind == "silero":
@@ -181,9 +183,11 @@ def _worker(spec: str, seconds: float, block_frames: int | None, backend: str | 
     raise ValueError(f"unknown worker {spec!r}")
 
 
-def run_in_subprocess(spec: str, seconds: float, block_frames: int | None = None, backend: str | None = None) -> dict:
+def run_in_subprocess(spec: str, seconds: float, block_frames: int | None = None, backend: str | None = None,
+                      chunk_ms: float = FRAME_MS) -> dict:
     """Run one benchmark in a fresh interpreter; returns its row or {"name", "error"}."""
-    cmd = [sys.executable, "-m", "runtime.bench", "--worker", spec, "--seconds", str(seconds)]
+    cmd = [sys.executable, "-m", "runtime.bench", "--worker", spec, "--seconds", str(seconds),
+           "--chunk-ms", str(chunk_ms)]
     if block_frames:
         cmd += ["--block-frames", str(block_frames)]
     if backend:
@@ -203,9 +207,10 @@ def run_benchmarks(
     baselines: bool = True,
     block_frames: int | None = None,
     backend: str | None = None,
+    chunk_ms: float = FRAME_MS,
 ) -> list[dict]:
     """Rows for each model (None = shipped default) then WebRTC and Silero (when installed)."""
-    rows = [run_in_subprocess(f"ours:{m or ''}", seconds, block_frames, backend) for m in models]
+    rows = [run_in_subprocess(f"ours:{m or ''}", seconds, block_frames, backend, chunk_ms) for m in models]
     if baselines:
         rows.append(run_in_subprocess("webrtc", seconds))
         rows.append(run_in_subprocess("silero", seconds))
@@ -223,7 +228,8 @@ def format_table(rows: list[dict]) -> str:
         notes = ""
         if r["kind"] == "ours":
             notes = (
-                f"{r['backend']}, block {r['block_frames']}, {r['network_mflops_per_s']:.2f}+"
+                f"{r['backend']}, block {r['block_frames']}, chunk {r['chunk_samples']}, "
+                f"{r['network_mflops_per_s']:.2f}+"
                 f"{r['total_mflops_per_s'] - r['network_mflops_per_s']:.2f} MFLOP/s, {r['file_kb']:.0f} KB"
             )
         lines.append(
@@ -239,8 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=DEFAULT_SECONDS)
     parser.add_argument("--block-frames", type=int, default=None)
     parser.add_argument("--backend", default=None)
+    parser.add_argument("--chunk-ms", type=float, default=FRAME_MS)
     args = parser.parse_args(argv)
-    print(json.dumps(_worker(args.worker, args.seconds, args.block_frames, args.backend)))
+    print(json.dumps(_worker(args.worker, args.seconds, args.block_frames, args.backend, args.chunk_ms)))
     return 0
 
 

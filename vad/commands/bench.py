@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="audio length per system (default 60)")
     parser.add_argument("--block-frames", type=int, help="frames per network call (default: by backend)")
     parser.add_argument("--backend", choices=("auto", "numba", "onnxruntime"), help="inference backend (default auto)")
+    parser.add_argument("--chunk-ms", type=float, default=10.0,
+                        help="chunk length given to our engine per call (default 10 ms, a typical mic callback)")
     parser.add_argument("--no-baselines", action="store_true", help="measure our models only")
     parser.add_argument("--json", metavar="OUT", help="also write the rows as JSON (atomically)")
 
@@ -45,7 +47,9 @@ def run(args) -> int:
     models = args.model or [str(p) for p in shipped_model_paths()]
     if not models:
         raise ModelFileError("no model shipped in models/ and none given: pass --model MODEL.onnx")
-    rows = run_benchmarks(models, args.seconds, not args.no_baselines, args.block_frames, args.backend)
+    if args.chunk_ms <= 0:
+        raise InvalidInputError(f"--chunk-ms={args.chunk_ms}: must be > 0")
+    rows = run_benchmarks(models, args.seconds, not args.no_baselines, args.block_frames, args.backend, args.chunk_ms)
     print(format_table(rows))
     for row in rows:
         if "error" in row and row["name"] in ("webrtc", "silero"):
