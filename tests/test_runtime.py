@@ -339,3 +339,12 @@ def test_bench_cli(random_model_path, tmp_path):  # noqa: F811
     (row,) = json.loads(out.read_text())["rows"]
     assert row["us_per_10ms"] > 0 and row["rtf"] > 0 and row["peak_rss_mb"] > 0
     assert "us/10ms" in run.stdout
+
+
+def test_bench_names_the_baselines_extra_when_missing():
+    code = (
+        "import sys; sys.modules['webrtcvad'] = None; from runtime.bench import bench_webrtc; bench_webrtc(0.1)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert run.returncode != 0
+    assert "MissingDependencyError" in run.stderr and "[baselines]" in run.stderr
