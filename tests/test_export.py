@@ -214,23 +214,44 @@ def test_newer_schema_and_malformed_metadata(exported, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def checkpoint(model, tmp_path_factory):
+def trained():
+    """A small FrozenVAD briefly trained (training.consolidate.finetune) to tell loud from quiet frames."""
+    from training.consolidate import finetune
+
+    model = build_random_vad(seed=11, gain=1.0, input_width=8, conv_width=8, gru_width=8)
+    gen = torch.Generator().manual_seed(0)
+
+    def batch(_step):
+        labels = (torch.rand(8, 1, generator=gen) > 0.5).float().expand(8, 50).clone()
+        feats = torch.randn(8, 50, 40, generator=gen) + torch.where(labels[..., None] > 0, -8.0, -16.0)
+        return feats, labels
+
+    assert finetune(model, batch, seconds=60.0, lr=0.02, max_steps=30) > 0
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(trained, tmp_path_factory):
     from training.consolidate import atomic_torch_save, frozen_checkpoint
 
     path = tmp_path_factory.mktemp("ckpt") / "frozen.pt"
-    ckpt = frozen_checkpoint(model, FeatureSpec(), {"val_auc": 0.91}, {"config": {"budget": 1e6}, "data": "unit"})
+    ckpt = frozen_checkpoint(trained, FeatureSpec(), {"val_auc": 0.91}, {"config": {"budget": 1e6}, "data": "unit"})
     atomic_torch_save(ckpt, path)
     return path
 
 
-def test_export_checkpoint(checkpoint, model, tmp_path):
+def test_export_checkpoint(checkpoint, trained, tmp_path):
+    model = trained
     path = export_checkpoint(checkpoint, tmp_path / "ck.onnx", name="ck")
     meta = read_model_metadata(path)
     assert meta.name == "ck" and meta.metrics == {"val_auc": 0.91}
     assert meta.training["data"] == "unit"
-    feats = _real_features(2.0)[None]
+    assert meta.architecture["widths"] == {"input": 8, "conv": 8, "gru": 8}
+    feats = np.concatenate([_real_features(2.0), np.full((100, 40), -16.0, np.float32)])[None]
+    want = _torch_run(model, feats)[0]
     sc, sg = (s.numpy() for s in model.initial_state(1))
-    assert np.max(np.abs(_ort_run(_session(path), feats, sc, sg)[0] - _torch_run(model, feats)[0])) <= PARITY
+    assert np.max(np.abs(_ort_run(_session(path), feats, sc, sg)[0] - want)) <= PARITY
+    assert want[0, -50:].max() < 0.5  # it did learn: quiet frames are non-speech
 
 
 def test_cli_export_and_info(checkpoint, tmp_path):
@@ -244,7 +265,7 @@ def test_cli_export_and_info(checkpoint, tmp_path):
     info = subprocess.run([sys.executable, "-m", "vad", "info", str(out), "--json"], capture_output=True, text=True)
     assert info.returncode == 0, info.stderr
     data = json.loads(info.stdout)
-    assert data["architecture"]["widths"] == {"input": 32, "conv": 32, "gru": 32}
+    assert data["architecture"]["widths"] == {"input": 8, "conv": 8, "gru": 8}
     assert data["file_bytes"] == out.stat().st_size
     text = subprocess.run([sys.executable, "-m", "vad", "info", str(out)], capture_output=True, text=True)
     assert "MFLOP/s" in text.stdout and "onset 0.7" in text.stdout
