@@ -5,8 +5,9 @@ Steps (``training.train`` runs them at the end of a search):
 1. Widths: each dynamic layer keeps ``round_half_up(K)`` whole channels (the evaluation
    rule of ``training.dynamic``). In budget mode ``fit_widths_to_budget`` then lowers widths
    until the frozen net's FLOPs/s are ``<= budget`` exactly: first every width that was
-   rounded up goes back to ``floor(K)``; if that is not enough, it removes one channel at a
-   time from the layer whose channel costs the most FLOPs (ties: the later layer).
+   rounded up goes back to ``floor(K)``; if that is not enough, all continuous widths are
+   scaled by the largest common factor whose floors fit (binary search), so the search's
+   proportions between layers are kept.
 2. ``slice_into_frozen``: the first ``n`` channels of every dynamic layer are copied into a
    ``FrozenVAD`` (``training.dynamic``): dropped channels are removed for real, and the
    frozen net computes exactly what the dynamic one computes in eval mode.
@@ -39,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.dynamic import DynamicVAD, slice_into_frozen
+from training.dynamic import WIDTH_NAMES, DynamicVAD, slice_into_frozen
 from training.model import ArchConfig, FrozenVAD, flops_per_frame
 from vad.errors import ModelFileError
 from vad.features import FeatureSpec
@@ -79,21 +80,23 @@ def fit_widths_to_budget(
 
     if cost(w) <= budget_flops_per_frame:
         return w
-    for name in ("gru", "conv", "input"):
-        w[name] = max(mins[name], min(w[name], int(math.floor(continuous[name]))))
-    while cost(w) > budget_flops_per_frame:
-        savings = {}
-        for name in ("input", "conv", "gru"):
-            if w[name] > mins[name]:
-                savings[name] = cost(w) - cost({**w, name: w[name] - 1})
-        if not savings:
-            raise ValueError(
-                f"budget {budget_flops_per_frame:.0f} FLOPs/frame is below the smallest network "
-                f"({cost(mins):.0f} FLOPs/frame)"
-            )
-        best = max(savings.items(), key=lambda kv: (kv[1], ("input", "conv", "gru").index(kv[0])))[0]
-        w[best] -= 1
-    return w
+    floored = {n: max(mins[n], min(w[n], int(math.floor(continuous[n])))) for n in WIDTH_NAMES}
+    if cost(floored) <= budget_flops_per_frame:
+        return floored
+    if cost(mins) > budget_flops_per_frame:
+        raise ValueError(
+            f"budget {budget_flops_per_frame:.0f} FLOPs/frame is below the smallest network "
+            f"({cost(mins):.0f} FLOPs/frame)"
+        )
+
+    def scaled(s):
+        return {n: max(mins[n], int(math.floor(s * continuous[n]))) for n in WIDTH_NAMES}
+
+    lo, hi = 0.0, 1.0  # cost(scaled(lo)) fits, cost(scaled(hi)) does not
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if cost(scaled(mid)) <= budget_flops_per_frame else (lo, mid)
+    return scaled(lo)
 
 
 def consolidate(model: DynamicVAD, widths: dict[str, int] | None = None) -> FrozenVAD:
@@ -104,22 +107,40 @@ def consolidate(model: DynamicVAD, widths: dict[str, int] | None = None) -> Froz
 # --- evaluation -----------------------------------------------------------------------
 @torch.no_grad()
 def predict(model: FrozenVAD, features: np.ndarray) -> np.ndarray:
-    """Speech probabilities [T] of one whole sequence, run in chunks with carried state."""
+    """Speech probabilities of whole sequences: features [T, F] -> [T] or [B, T, F] -> [B, T].
+
+    Runs in chunks of EVAL_CHUNK_FRAMES with the streaming state carried across chunks.
+    """
     model.eval()
-    x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)).unsqueeze(0)
-    state_conv, state_gru = model.initial_state(1)
-    outs = []
+    x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+    single = x.ndim == 2
+    if single:
+        x = x.unsqueeze(0)
+    state_conv, state_gru = model.initial_state(x.shape[0])
+    outs = [torch.zeros(x.shape[0], 0)]
     for start in range(0, x.shape[1], EVAL_CHUNK_FRAMES):
         p, state_conv, state_gru = model(x[:, start : start + EVAL_CHUNK_FRAMES], state_conv, state_gru)
-        outs.append(p[0])
-    if not outs:
-        return np.zeros(0, dtype=np.float32)
-    return torch.cat(outs).numpy()
+        outs.append(p)
+    probs = torch.cat(outs, dim=1).numpy()
+    return probs[0] if single else probs
+
+
+def predict_all(model: FrozenVAD, val: ValData) -> list[np.ndarray]:
+    """Probabilities of every sequence in ``val`` (sequences of equal length run as one batch)."""
+    by_len: dict[int, list[int]] = {}
+    for i, (x, _y) in enumerate(val):
+        by_len.setdefault(len(x), []).append(i)
+    out: list[np.ndarray] = [np.zeros(0, dtype=np.float32)] * len(val)
+    for idx in by_len.values():
+        probs = predict(model, np.stack([val[i][0] for i in idx]))
+        for row, i in enumerate(idx):
+            out[i] = probs[row]
+    return out
 
 
 def evaluate_auc(model: FrozenVAD, val: ValData) -> float:
     """Frame-level ROC-AUC over all validation sequences pooled."""
-    scores = [predict(model, x) for x, _y in val]
+    scores = predict_all(model, val)
     labels = [np.asarray(y) >= 0.5 for _x, y in val]
     return roc_auc(np.concatenate(labels), np.concatenate(scores))
 

@@ -1,12 +1,121 @@
-"""`vad train` (placeholder until its issue's work lands)."""
+"""`vad train`: search the widths of a VAD network for an accuracy target or a compute budget.
+
+The recipe (``training.train.run``): synthesise and cache training streams from the speech,
+noise and room-impulse-response directories, search the widths (noise-injection dynamic
+widths, ``training.dynamic``), consolidate, fine-tune, and write the consolidated checkpoint
+or, when ``-o`` ends with ``.onnx``, export it (``training.export``). torch is imported only
+when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+from vad.errors import InvalidInputError
 
 NAME = "train"
-HELP = "train (not implemented yet)"
+HELP = "train a VAD network whose widths meet an AUC target or a MFLOP/s budget"
+DEFAULT_MAX_MINUTES = 30.0
+_RESERVE_MINUTES = 0.5  # kept back from --max-minutes for writing and exporting
 
 
-def add_arguments(parser):
-    pass
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--speech", nargs="+", required=True, metavar="DIR", help="directories of clean speech")
+    parser.add_argument("--noise", nargs="+", required=True, metavar="DIR", help="directories of non-speech noise/music")
+    parser.add_argument("--rir", nargs="+", default=[], metavar="DIR", help="directories of room impulse responses")
+    goal = parser.add_mutually_exclusive_group(required=True)
+    goal.add_argument("--target-auc", type=float, metavar="A", help="smallest network with validation ROC-AUC >= A")
+    goal.add_argument("--budget-mflops", type=float, metavar="B", help="best network with <= B MFLOP/s (network)")
+    parser.add_argument("--max-minutes", type=float, default=DEFAULT_MAX_MINUTES, metavar="M",
+                        help=f"wall-clock bound of the whole run, data preparation included (default {DEFAULT_MAX_MINUTES:g})")
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    parser.add_argument("--resume", metavar="CKPT", help="continue a search from its search.pt")
+    parser.add_argument("--work-dir", metavar="D", help="cache and checkpoints (default: <output stem>.work next to -o)")
+    parser.add_argument("--cache-dir", metavar="D",
+                        help="feature cache (default <work-dir>/cache); runs with the same data and seed can share it")
+    parser.add_argument("--minutes-train", type=float, default=180.0, metavar="MIN",
+                        help="minutes of synthesised training streams (default 180)")
+    parser.add_argument("--minutes-val", type=float, default=20.0, metavar="MIN",
+                        help="minutes of synthesised validation streams (default 20)")
+    parser.add_argument("--max-width", type=int, default=48, metavar="N",
+                        help="maximum width of every dynamic layer (default 48)")
+    parser.add_argument("-o", "--output", required=True, metavar="MODEL",
+                        help="output: MODEL.onnx (exported) or a consolidated checkpoint (.pt)")
 
 
-def run(args) -> int:
-    raise NotImplementedError("vad train is not implemented yet")
+def _check_dirs(paths: list[str], what: str) -> None:
+    for p in paths:
+        path = Path(p)
+        if not path.exists():
+            raise InvalidInputError(f"{what} directory not found: {p}")
+        if not path.is_dir():
+            raise InvalidInputError(f"{what} path is not a directory: {p}")
+
+
+def _check_number(value: float | None, name: str, low: float, high: float = math.inf) -> None:
+    if value is not None and not (math.isfinite(value) and low < value < high):
+        raise InvalidInputError(f"{name} {value!r} must be in ({low:g}, {high:g})")
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_dirs(args.speech, "speech")
+    _check_dirs(args.noise, "noise")
+    _check_dirs(args.rir, "room impulse response")
+    _check_number(args.target_auc, "--target-auc", 0.5, 1.0)
+    _check_number(args.budget_mflops, "--budget-mflops", 0.0)
+    _check_number(args.max_minutes, "--max-minutes", _RESERVE_MINUTES)
+    _check_number(args.minutes_train, "--minutes-train", 0.0)
+    _check_number(args.minutes_val, "--minutes-val", 0.0)
+    if args.seed < 0:
+        raise InvalidInputError(f"--seed {args.seed} must be >= 0")
+    if args.max_width < 1:
+        raise InvalidInputError(f"--max-width {args.max_width} must be >= 1")
+    output = Path(args.output)
+    if output.exists() and output.is_dir():
+        raise InvalidInputError(f"-o {output} is a directory; give a file name (MODEL.onnx or MODEL.pt)")
+    work_dir = Path(args.work_dir) if args.work_dir else output.with_name(output.stem + ".work")
+
+    t0 = time.monotonic()
+    from training.consolidate import atomic_torch_save
+    from training.train import DataConfig, TargetNotMetError, TrainConfig
+    from training.train import run as run_training
+
+    config = TrainConfig(
+        target_auc=args.target_auc,
+        budget_mflops=args.budget_mflops,
+        max_minutes=args.max_minutes - _RESERVE_MINUTES,
+        seed=args.seed,
+        input_width=args.max_width,
+        conv_width=args.max_width,
+        gru_width=args.max_width,
+    )
+    data = DataConfig(
+        speech_dirs=tuple(args.speech), noise_dirs=tuple(args.noise), rir_dirs=tuple(args.rir),
+        minutes_train=args.minutes_train, minutes_val=args.minutes_val,
+    )
+
+    def log(line: str) -> None:
+        print(f"[{(time.monotonic() - t0) / 60:5.1f} min] {line}", file=sys.stderr, flush=True)
+
+    status = 0
+    try:
+        result, ckpt_path = run_training(config, data, work_dir, resume_path=args.resume, log=log, cache_dir=args.cache_dir)
+    except TargetNotMetError as exc:
+        log(f"error: {exc}")
+        ckpt_path = work_dir / "consolidated.pt"
+        status = 3
+    if output.suffix.lower() == ".onnx":
+        from training.export import export_checkpoint
+
+        export_checkpoint(ckpt_path, output, name=output.stem)
+        log(f"exported {output}")
+    else:
+        from training.consolidate import load_checkpoint_dict
+
+        atomic_torch_save(load_checkpoint_dict(ckpt_path), output)
+        log(f"wrote {output}")
+    return status
