@@ -1,0 +1,297 @@
+"""Data pipeline: label rule, split by file, tiny cache build (determinism, errors)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from training import augment, data, rooms
+from training.augment import LabelRule
+from training.data import CachedStreams, StreamOptions, build_cache, list_audio_files, split_files
+from training.rooms import RoomSimOptions
+from vad.errors import AudioFileError, InvalidInputError
+from vad.features import FeatureSpec
+
+SR = 16000
+HOP = 160
+FRAME_MS = 10.0
+
+
+def _bursts(segments_s, total_s, rng, kind="noise", level=0.5, floor=0.0):
+    """Signal with speech-like bursts at known [start, end) seconds (frame aligned)."""
+    x = floor * rng.standard_normal(int(total_s * SR))
+    for a, b in segments_s:
+        i, j = int(round(a * SR)), int(round(b * SR))
+        t = np.arange(j - i) / SR
+        if kind == "tone":
+            x[i:j] += level * np.sin(2 * np.pi * 220 * t)
+        else:
+            x[i:j] += level * rng.standard_normal(j - i) / 3
+    return x.astype(np.float32)
+
+
+def _frames(segments_s, total_s):
+    y = np.zeros(int(total_s * SR) // HOP, dtype=bool)
+    for a, b in segments_s:
+        y[int(round(a * 100)):int(round(b * 100))] = True
+    return y
+
+
+# --- label rule -------------------------------------------------------------------------------
+
+def test_label_rule_known_bursts_holes_and_blips():
+    rng = np.random.default_rng(1)
+    segs = [(0.50, 1.00), (1.10, 1.60),  # 100 ms hole: bridged
+            (2.20, 2.60),                 # 600 ms hole before it: kept
+            (3.00, 3.02)]                 # 20 ms blip: removed
+    x = _bursts(segs, 4.0, rng)
+    labels = augment.speech_frame_labels(x, HOP, FRAME_MS)
+    expected = _frames([(0.50, 1.60), (2.20, 2.60)], 4.0)
+    np.testing.assert_array_equal(labels, expected)
+
+
+def test_label_rule_hole_limit_is_250_ms():
+    rng = np.random.default_rng(2)
+    x = _bursts([(0.2, 0.6), (0.85, 1.2), (1.46, 1.8)], 2.0, rng, kind="tone")  # holes 250 ms, 260 ms
+    labels = augment.speech_frame_labels(x, HOP, FRAME_MS)
+    np.testing.assert_array_equal(labels, _frames([(0.2, 1.2), (1.46, 1.8)], 2.0))
+
+
+def test_label_rule_ignores_noise_floor_30_db_below_peak():
+    rng = np.random.default_rng(3)
+    # bursts at ~-13 dB mean square, floor at ~-43 dB: 30 dB below -> not speech
+    x = _bursts([(0.3, 0.8), (1.5, 1.9)], 2.5, rng, level=0.6, floor=0.6 / 3 / 10 ** (30 / 20))
+    labels = augment.speech_frame_labels(x, HOP, FRAME_MS)
+    np.testing.assert_array_equal(labels, _frames([(0.3, 0.8), (1.5, 1.9)], 2.5))
+
+
+def test_label_rule_keeps_quiet_syllable_within_40_db_of_clean_peak():
+    rng = np.random.default_rng(4)
+    x = _bursts([(0.3, 0.6)], 1.5, rng, level=0.5) + _bursts([(1.0, 1.2)], 1.5, rng, level=0.5 * 10 ** (-30 / 20))
+    labels = augment.speech_frame_labels(x, HOP, FRAME_MS)
+    np.testing.assert_array_equal(labels, _frames([(0.3, 0.6), (1.0, 1.2)], 1.5))
+
+
+def test_extend_runs_and_threshold_override():
+    m = np.zeros(20, bool)
+    m[3:6] = True
+    m[15:19] = True
+    out = augment.extend_runs(m, 3)
+    np.testing.assert_array_equal(np.flatnonzero(out), [3, 4, 5, 6, 7, 8, 15, 16, 17, 18, 19])
+    x = np.full(1600, 0.01, dtype=np.float32)
+    assert not augment.active_frames(x, HOP, threshold_db=-30.0).any()
+    assert augment.active_frames(x, HOP, threshold_db=-50.0).all()
+
+
+def test_label_rule_rejects_bad_parameters():
+    with pytest.raises(InvalidInputError, match="max_hole_ms"):
+        LabelRule(max_hole_ms=-1)
+    with pytest.raises(InvalidInputError, match="1-D"):
+        augment.active_frames(np.zeros((2, 160)), HOP)
+
+
+def test_label_rule_on_real_clip(shared_data: Path):
+    path = sorted((shared_data / "train" / "speech" / "librivox").glob("*.opus"))[0]
+    x = data._read_audio(str(path), SR)
+    labels = augment.speech_frame_labels(x, HOP, FRAME_MS)
+    # read speech: mostly speech, but the leading/trailing silence and long pauses are not
+    assert 0.5 < labels.mean() < 0.99
+    energy = augment.frame_energy_db(x, HOP)
+    assert energy[labels].mean() > energy[~labels].mean() + 20
+
+
+def test_band_limit_removes_high_band():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(SR).astype(np.float32)
+    y = augment.band_limit(x, SR, 3800.0)
+    assert y.shape == x.shape
+    spec = np.abs(np.fft.rfft(y)) ** 2
+    f = np.fft.rfftfreq(y.size, 1 / SR)
+    assert spec[f > 4200].sum() < 1e-4 * spec[f < 3400].sum()
+
+
+def test_rooms_normalize_and_simulate():
+    rir = np.zeros(800)
+    rir[100] = 0.5
+    rir[300] = 0.1
+    out, direct = rooms.normalize_rir(rir, SR)
+    assert direct == 32 and out[direct] == pytest.approx(1.0)
+    bank = rooms.simulate_rooms(RoomSimOptions(n_rooms=2, max_order=5), SR, seed=3)
+    again = rooms.simulate_rooms(RoomSimOptions(n_rooms=2, max_order=5), SR, seed=3)
+    assert len(bank) == 2
+    for a, b, d in zip(bank.rirs, again.rirs, bank.direct_index, strict=True):
+        np.testing.assert_array_equal(a, b)
+        assert a[d] == pytest.approx(1.0)
+
+
+# --- split ------------------------------------------------------------------------------------
+
+def test_split_by_file_is_stable_disjoint_and_complete(tmp_path):
+    files = [data.AudioFile(str(tmp_path / f"s{i}.wav"), f"speech/s{i}.wav") for i in range(200)]
+    train, val = split_files(files, 0.1)
+    assert {f.path for f in train}.isdisjoint({f.path for f in val})
+    assert len(train) + len(val) == 200
+    assert 5 <= len(val) <= 40
+    train2, val2 = split_files(list(reversed(files)), 0.1)
+    assert [f.path for f in val2] == [f.path for f in val]
+    tiny_train, tiny_val = split_files(files[:2], 0.1)
+    assert len(tiny_train) == 1 and len(tiny_val) == 1
+
+
+# --- tiny corpus ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    rng = np.random.default_rng(0)
+    speech = root / "speech"
+    (speech / "a").mkdir(parents=True)
+    (speech / "b").mkdir(parents=True)
+    for i in range(8):
+        rate = 8000 if i % 3 == 0 else SR
+        x = _bursts([(0.1, 0.5), (0.7, 1.1)], 1.3, rng, kind="tone" if i % 2 else "noise")
+        if rate != SR:
+            x = x[::2]
+        sf.write(speech / ("a" if i < 4 else "b") / f"utt{i}.wav", x, rate)
+    (speech / "b" / "broken.wav").write_bytes(b"RIFF not really a wav file")
+    (speech / "b" / "notes.txt").write_text("ignored: not audio")
+    noise = root / "noise"
+    noise.mkdir()
+    for i in range(3):
+        sf.write(noise / f"n{i}.flac", (0.1 * rng.standard_normal(SR * (2 + i))).astype(np.float32), SR)
+    rir_dir = root / "rir"
+    rir_dir.mkdir()
+    rir = np.exp(-np.arange(2000) / 300.0) * rng.standard_normal(2000)
+    rir[:40] = 0
+    rir[40] = 3.0
+    sf.write(rir_dir / "room.wav", (0.3 * rir / np.abs(rir).max()).astype(np.float32), SR)
+    return root
+
+
+_OPTS = StreamOptions(stream_s=5.0, speech_reverb_prob=0.7)
+_ROOMS = RoomSimOptions(n_rooms=3, max_order=4, val_every=3)
+
+
+def _build(corpus, out, **kw):
+    args = dict(minutes_train=0.5, minutes_val=0.25, seed=7, options=_OPTS, room_options=_ROOMS, workers=1)
+    args.update(kw)
+    return build_cache([corpus / "speech"], [corpus / "noise"], [corpus / "rir"], out, **args)
+
+
+def test_build_cache_tiny_deterministic_and_readable(corpus, tmp_path):
+    out = _build(corpus, tmp_path / "c1")
+    index = json.loads((out / "index.json").read_text())
+    spec = FeatureSpec()
+    tr = index["splits"]["train"]
+    assert tr["n_streams"] == 6 and tr["frames_per_stream"] == 500
+    assert index["splits"]["val"]["n_streams"] == 3
+    assert 0.05 < tr["speech_fraction"] < 0.95
+    # the broken file was skipped, not fatal, and is named in the index (when it was drawn)
+    assert all(p.endswith("broken.wav") for p in index["skipped_files"])
+    feats = np.load(out / "train_features.npy")
+    labels = np.load(out / "train_labels.npy")
+    assert feats.shape == (3000, spec.n_mels) and feats.dtype == np.float32
+    assert labels.dtype == np.uint8 and set(np.unique(labels)) <= {0, 1}
+    assert np.all(np.isfinite(feats))
+    # same seed -> identical cache, also with two worker processes
+    out2 = _build(corpus, tmp_path / "c2", workers=2)
+    np.testing.assert_array_equal(np.load(out2 / "train_features.npy"), feats)
+    np.testing.assert_array_equal(np.load(out2 / "val_labels.npy"), np.load(out / "val_labels.npy"))
+    # another seed -> different streams
+    out3 = _build(corpus, tmp_path / "c3", seed=8)
+    assert not np.array_equal(np.load(out3 / "train_features.npy"), feats)
+    # a second call with the same configuration reuses the cache
+    mtime = (out / "index.json").stat().st_mtime_ns
+    _build(corpus, out)
+    assert (out / "index.json").stat().st_mtime_ns == mtime
+
+    ds = CachedStreams(out, "train", window_frames=200, seed=1)
+    assert len(ds) == 6 * 2 and ds.feature_mean.shape == (40,) and np.all(ds.feature_std > 0)
+    x, y = ds.sample_batch(3, np.random.default_rng(0))
+    x2, y2 = ds.sample_batch(3, np.random.default_rng(0))
+    assert tuple(x.shape) == (3, 200, 40) and tuple(y.shape) == (3, 200)
+    assert np.array_equal(x.numpy(), x2.numpy()) and np.array_equal(y.numpy(), y2.numpy())
+    fx, fy = ds[5]
+    assert tuple(fx.shape) == (200, 40) and tuple(fy.shape) == (200,)
+    streams = list(CachedStreams(out, "val", window_frames=1).iter_streams())
+    assert len(streams) == 3 and streams[0][0].shape == (500, 40)
+    with pytest.raises(InvalidInputError, match="window_frames"):
+        CachedStreams(out, "train", window_frames=501)
+    with pytest.raises(InvalidInputError, match="split"):
+        CachedStreams(out, "test")
+
+
+def test_streams_use_only_their_split_files(corpus, tmp_path, monkeypatch):
+    read: dict[str, set[str]] = {"": set(), "train": set(), "val": set()}  # "": RIRs, read before
+    current = {"split": ""}
+    real_read, real_synth = data._read_audio, data.synthesize_stream
+
+    def spy_read(path, *a, **k):
+        read[current["split"]].add(Path(path).name)
+        return real_read(path, *a, **k)
+
+    def spy_synth(ctx, index):
+        current["split"] = ctx.split
+        return real_synth(ctx, index)
+
+    monkeypatch.setattr(data, "_read_audio", spy_read)
+    monkeypatch.setattr(data, "synthesize_stream", spy_synth)
+    _build(corpus, tmp_path / "c", minutes_train=1.0, minutes_val=0.5)
+    speech = list_audio_files([corpus / "speech"], "speech")
+    noise = list_audio_files([corpus / "noise"], "noise")
+    for files in (speech, noise):
+        train, val = split_files(files, _OPTS.val_fraction)
+        names_train = {Path(f.path).name for f in train}
+        names_val = {Path(f.path).name for f in val}
+        assert not (read["train"] & names_val)
+        assert not (read["val"] & names_train)
+    assert read["train"] and read["val"]
+
+
+def test_synthetic_stream_labels_follow_dry_speech(corpus):
+    spec = FeatureSpec()
+    no_noise = StreamOptions(stream_s=5.0, nonspeech_stream_prob=0.0, noise_prob=0.0, speech_reverb_prob=0.0,
+                             speech_band_limit_prob=0.0, stream_band_limit_prob=0.0, overlap_prob=0.0,
+                             mic_noise_dbfs_range=(-120.0, -120.0))
+    speech = [f.path for f in list_audio_files([corpus / "speech"], "speech") if "broken" not in f.path]
+    noise = [f.path for f in list_audio_files([corpus / "noise"], "noise")]
+    ctx = data.StreamContext(speech, noise, [2.0] * len(noise), rooms.RirBank([], [], []), rooms.RirBank([], [], []),
+                             spec, no_noise, LabelRule(), seed=1, split="train")
+    s = data.synthesize_stream(ctx, 0)
+    assert s.n_utterances >= 2 and s.labels.shape == (500,)
+    # without noise or reverb: every loud frame is labelled, and labelled frames are mostly loud
+    # (the rest are the bridged 200 ms pauses inside the test utterances)
+    energy = augment.frame_energy_db(s.audio, HOP)
+    peak = energy.max()
+    assert np.all(s.labels[energy > peak - 20] == 1)
+    assert np.mean(energy[s.labels == 1] > peak - 20) > 0.6
+    assert np.all(energy[s.labels == 0] < peak - 20)
+
+
+def test_build_cache_errors_name_the_problem(corpus, tmp_path):
+    with pytest.raises(InvalidInputError, match="missing_dir"):
+        build_cache([tmp_path / "missing_dir"], [corpus / "noise"], None, tmp_path / "o")
+    empty = tmp_path / "empty_speech"
+    empty.mkdir()
+    with pytest.raises(InvalidInputError, match="empty_speech.*no audio files"):
+        build_cache([empty], [corpus / "noise"], None, tmp_path / "o")
+    with pytest.raises(InvalidInputError, match="no speech directory"):
+        build_cache([], [corpus / "noise"], None, tmp_path / "o")
+    with pytest.raises(InvalidInputError, match="minutes_train"):
+        _build(corpus, tmp_path / "o", minutes_train=0)
+    bad_noise = tmp_path / "bad_noise"
+    bad_noise.mkdir()
+    (bad_noise / "x.wav").write_bytes(b"garbage")
+    with pytest.raises(AudioFileError, match="no readable noise file"):
+        build_cache([corpus / "speech"], [bad_noise], None, tmp_path / "o3", minutes_train=0.1, minutes_val=0.1,
+                    options=_OPTS, room_options=_ROOMS, workers=1)
+    with pytest.raises(AudioFileError, match="x.wav"):
+        data._read_audio(str(bad_noise / "x.wav"), SR)
+    with pytest.raises(InvalidInputError, match="not a data cache"):
+        CachedStreams(tmp_path / "nowhere")
+    with pytest.raises(InvalidInputError, match="val_fraction"):
+        StreamOptions(val_fraction=1.5)
