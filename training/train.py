@@ -274,7 +274,7 @@ def train(
                 {name: config.min_width for name in WIDTH_NAMES},
             )
         frozen = slice_into_frozen(model, widths).eval()
-        auc = evaluate_auc(frozen, val)
+        auc = evaluate_auc(frozen, val)  # nan when validation has one class only
         net_flops = frozen.flops_per_second(fps)
         state["n_evals"] += 1
         best = state["best"]
@@ -290,9 +290,9 @@ def train(
         else:
             ok = net_flops <= budget
             better = best is None or auc > best["auc"]
-        if better and math.isfinite(auc):
+        if better or state["best"] is None:
             state["best"] = {
-                "ok": bool(ok), "auc": float(auc), "flops": float(net_flops), "step": int(state["step"]),
+                "ok": bool(ok), "auc": float(auc) if math.isfinite(auc) else -1.0, "flops": float(net_flops), "step": int(state["step"]),
                 "widths": dict(widths), "arch": frozen.arch.to_dict(),
                 "state_dict": {k: v.detach().clone() for k, v in frozen.state_dict().items()},
             }
@@ -490,7 +490,9 @@ def run(
         resume = load_checkpoint_dict(resume_path)
         if resume.get("kind") != DYNAMIC_KIND:
             raise InvalidInputError(f"--resume {resume_path}: needs a search checkpoint (search.pt)")
-        config = TrainConfig.from_dict({**resume["config"], "max_minutes": config.max_minutes})
+        config = TrainConfig.from_dict(
+            {**resume["config"], "max_minutes": config.max_minutes, "max_steps": config.max_steps}
+        )
     spec = FeatureSpec()
     check_budget(config, spec.n_mels, spec.frames_per_second)
     cache_dir = Path(cache_dir) if cache_dir is not None else work_dir / "cache"

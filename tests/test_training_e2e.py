@@ -1,0 +1,123 @@
+"""End to end on a tiny synthetic corpus: `vad train` for a few steps, consolidation, a
+checkpoint that loads with weights_only=True, and the FLOP counter against an independent
+count; plus the command's clear errors on bad input."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from training.consolidate import fit_widths_to_budget, load_consolidated, widths_flops_per_frame
+from training.model import ArchConfig, FrozenVAD
+from training.train import DataConfig, TrainConfig, run
+from vad.cli import main
+from vad.features import FeatureSpec
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("corpus")
+    rng = np.random.default_rng(0)
+    (root / "speech").mkdir()
+    t = np.arange(int(1.2 * SR)) / SR
+    for i in range(6):
+        # voiced-like: harmonics of a wobbling pitch, amplitude-modulated into syllables
+        f0 = 110 + 40 * i + 10 * np.sin(2 * np.pi * 3 * t)
+        phase = 2 * np.pi * np.cumsum(f0) / SR
+        x = sum(np.sin(k * phase) / k for k in range(1, 12)) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t)) ** 2
+        x[: SR // 10] = 0
+        x[-SR // 10 :] = 0
+        sf.write(root / "speech" / f"utt{i}.wav", (0.3 * x / np.abs(x).max()).astype(np.float32), SR)
+    (root / "noise").mkdir()
+    for i in range(3):
+        sf.write(root / "noise" / f"n{i}.flac", (0.1 * rng.standard_normal(SR * 4)).astype(np.float32), SR)
+    return root
+
+
+def _independent_flops_per_frame(model: FrozenVAD) -> float:
+    """FLOPs of one frame counted from the parameter shapes (not from training.model)."""
+    f = model.feat_mean.numel()
+    total = 2 * f  # (x - mean) / std
+    for lin in (model.inp, model.pw):
+        n_out, n_in = lin.weight.shape
+        total += 2 * n_in * n_out + 2 * n_out  # matmul + bias + ReLU
+    c1, _one, k = model.dw.weight.shape
+    total += 2 * k * c1 + c1  # depthwise taps + bias
+    h = model.gru.hidden_size
+    w_ih, w_hh = model.gru.weight_ih_l0, model.gru.weight_hh_l0
+    total += 2 * w_ih.numel() + 2 * w_hh.numel()  # the two matmuls
+    total += 6 * h  # six bias vectors
+    total += 3 * h  # sigmoid r, sigmoid z, tanh n
+    total += h  # r * (W_hn h + b_hn)
+    total += 3 * h  # h' = (1 - z) * n + z * h: subtract, 2 mults, add -> 1 + 2 + ... counted as 3
+    total += 2 * model.out.weight.numel() + 2  # read-out + bias + sigmoid
+    return float(total)
+
+
+def test_flops_counter_matches_independent_count():
+    for widths in ((5, 7, 3), (32, 32, 32), (17, 9, 24)):
+        model = FrozenVAD(ArchConfig(input_width=widths[0], conv_width=widths[1], gru_width=widths[2]))
+        ours = model.flops_per_second(100.0) / 100.0
+        assert abs(ours - _independent_flops_per_frame(model)) / ours < 0.01
+
+
+def test_fit_widths_to_budget_is_exact():
+    cont = {"input": 30.7, "conv": 20.2, "gru": 25.6}
+    widths = {"input": 31, "conv": 20, "gru": 26}
+    for budget in (3000.0, 8000.0, 12000.0, 1e6):
+        fitted = fit_widths_to_budget(widths, cont, budget, 40, 4)
+        assert widths_flops_per_frame(fitted, 40, 4) <= budget
+        assert all(fitted[n] <= widths[n] for n in widths)
+    with pytest.raises(ValueError, match="smallest"):
+        fit_widths_to_budget(widths, cont, 10.0, 40, 4)
+
+
+def test_train_few_steps_consolidate_and_load(corpus, tmp_path):
+    config = TrainConfig(
+        budget_mflops=0.8, max_minutes=2.0, max_steps=12, eval_every_steps=6, batch_size=8, window_frames=100,
+        input_width=16, conv_width=16, gru_width=16, finetune_max_steps=3, warmup_steps=2,
+    )
+    data = DataConfig((str(corpus / "speech"),), (str(corpus / "noise"),), minutes_train=0.5, minutes_val=0.25)
+    lines: list[str] = []
+    result, path = run(config, data, tmp_path / "work", log=lines.append)
+    assert path.is_file() and (tmp_path / "work" / "search.pt").is_file()
+    assert any("val auc" in line and "MFLOP/s" in line and "min left" in line for line in lines)
+    # the consolidated checkpoint loads with weights_only=True and carries its config
+    raw = torch.load(path, weights_only=True)
+    assert raw["training"]["config"]["budget_mflops"] == 0.8
+    model, info = load_consolidated(path)
+    spec = FeatureSpec.from_dict(info["feature_spec"])
+    assert info["network_flops_per_second"] <= 0.8e6
+    assert info["widths"] == model.arch.widths
+    assert math.isfinite(info["metrics"]["val_auc"])
+    fps = spec.frames_per_second
+    independent = _independent_flops_per_frame(model) * fps
+    assert abs(info["network_flops_per_second"] - independent) / independent < 0.01
+    assert info["parameters"] == sum(p.numel() for p in model.parameters())
+    # the search checkpoint resumes
+    config2 = TrainConfig.from_dict({**config.to_dict(), "max_steps": 18})
+    result2, _ = run(config2, data, tmp_path / "work", resume_path=tmp_path / "work" / "search.pt", log=lines.append)
+    assert result2.checkpoint["training"]["search"]["steps"] == 18
+    assert any("resumed at step 12" in line for line in lines)
+
+
+def test_cli_bad_input_gives_clear_errors(corpus, tmp_path, capsys):
+    base = ["train", "--speech", str(corpus / "speech"), "--noise", str(corpus / "noise"), "-o", str(tmp_path / "m.pt")]
+    assert main([*base[:2], str(tmp_path / "missing"), *base[3:], "--budget-mflops", "1"]) == 2
+    assert "speech directory not found" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main([*base[:4], str(empty), *base[5:], "--budget-mflops", "1", "--work-dir", str(tmp_path / "w")]) == 2
+    err = capsys.readouterr().err
+    assert "error" in err and "Traceback" not in err
+    assert main([*base, "--budget-mflops", "0.001", "--work-dir", str(tmp_path / "w")]) == 2
+    assert "below the smallest network" in capsys.readouterr().err
+    assert main([*base, "--target-auc", "1.5"]) == 2
+    assert "--target-auc" in capsys.readouterr().err
