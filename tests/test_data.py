@@ -295,3 +295,31 @@ def test_build_cache_errors_name_the_problem(corpus, tmp_path):
         CachedStreams(tmp_path / "nowhere")
     with pytest.raises(InvalidInputError, match="val_fraction"):
         StreamOptions(val_fraction=1.5)
+
+
+def test_reverberated_labels_follow_the_direct_sound(corpus):
+    """A pure-delay RIR (direct sound at 50 ms): labels are the dry labels shifted by the delay,
+    each run extended by the reverb tail (50 ms)."""
+    spec = FeatureSpec()
+    delay = 800
+    rir = np.zeros(1200, dtype=np.float32)
+    rir[delay] = 1.0
+    bank = rooms.RirBank([rir], [delay], ["delay"])
+    opts = StreamOptions(stream_s=5.0, nonspeech_stream_prob=0.0, noise_prob=0.0, speech_reverb_prob=1.0,
+                         real_rir_prob=1.0, speech_band_limit_prob=0.0, stream_band_limit_prob=0.0,
+                         overlap_prob=0.0, mic_noise_dbfs_range=(-120.0, -120.0), gap_probs=(0.0, 1.0, 0.0))
+    speech = [f.path for f in list_audio_files([corpus / "speech"], "speech") if "broken" not in f.path]
+    ctx = data.StreamContext(speech, [speech[0]], [1.0], bank, rooms.RirBank([], [], []), spec, opts,
+                             LabelRule(), seed=3, split="train")
+    s = data.synthesize_stream(ctx, 0)
+    energy = augment.frame_energy_db(s.audio, HOP)
+    loud = energy > energy.max() - 20
+    onsets = np.flatnonzero(np.diff(s.labels.astype(int)) == 1) + 1
+    loud_onsets = np.flatnonzero(np.diff(loud.astype(int)) == 1) + 1
+    assert len(onsets) >= 2
+    for o in onsets:  # every label onset sits on an onset of the delayed audio (within a frame)
+        assert np.min(np.abs(loud_onsets - o)) <= 1
+    offsets = np.flatnonzero(np.diff(s.labels.astype(int)) == -1) + 1
+    loud_offsets = np.flatnonzero(np.diff(loud.astype(int)) == -1) + 1
+    for o in offsets:  # ... and every offset 5 frames (reverb_tail_ms) after the audio's offset
+        assert np.min(np.abs(loud_offsets + 5 - o)) <= 1

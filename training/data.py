@@ -522,7 +522,12 @@ def build_cache(
 
     ``rir_dirs`` may be None or empty (simulated rooms only; ``room_options.n_rooms = 0`` and
     no rir_dirs means no reverberation). A cache already in ``out_dir`` with the same
-    configuration is reused unless ``rebuild``. ``workers`` defaults to min(2, cpu count).
+    configuration is reused unless ``rebuild``. ``workers`` defaults to min(2, cpu count);
+    workers are *spawned* (safe when torch is loaded in the caller), so a script that calls
+    this at top level needs the usual ``if __name__ == "__main__":`` guard.
+
+    Measured on the 2-core machine (shared with other jobs, load ~9): 180 + 20 minutes of
+    streams from ../shared/data/train in 129 s, 188 MiB on disk (features 160 B per 10 ms frame).
     """
     spec = spec or FeatureSpec()
     options = options or StreamOptions()
