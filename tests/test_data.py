@@ -323,3 +323,24 @@ def test_reverberated_labels_follow_the_direct_sound(corpus):
     loud_offsets = np.flatnonzero(np.diff(loud.astype(int)) == -1) + 1
     for o in offsets:  # ... and every offset 5 frames (reverb_tail_ms) after the audio's offset
         assert np.min(np.abs(loud_offsets + 5 - o)) <= 1
+
+
+def test_teacher_scores_are_cached_and_mixed(corpus, tmp_path):
+    from vad.baselines import silero_onnx_path
+
+    try:
+        silero_onnx_path()
+    except ImportError:
+        pytest.skip("silero-vad (baselines extra) not installed")
+    out = _build(corpus, tmp_path / "t", minutes_train=0.25, minutes_val=0.1, teacher=True)
+    teacher = np.load(out / "train_teacher.npy")
+    labels = np.load(out / "train_labels.npy")
+    assert teacher.shape == labels.shape and teacher.dtype == np.float16
+    assert np.all((teacher >= 0) & (teacher <= 1))
+    ds = CachedStreams(out, "train", window_frames=500, teacher_weight=0.25)
+    _, y = ds.sample_batch(2, np.random.default_rng(0))
+    s = ds._window_start(np.random.default_rng(0))
+    expected = 0.75 * labels[s:s + 500] + 0.25 * teacher[s:s + 500].astype(np.float32)
+    np.testing.assert_allclose(y[0].numpy(), expected, atol=1e-6)
+    with pytest.raises(InvalidInputError, match="no teacher"):
+        CachedStreams(_build(corpus, tmp_path / "nt", minutes_train=0.25, minutes_val=0.1), teacher_weight=0.5)

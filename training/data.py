@@ -256,6 +256,21 @@ class StreamContext:
     rule: LabelRule
     seed: int
     split: str
+    teacher: bool = False
+    _teacher_model: Any = dataclasses.field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:  # the ONNX session is rebuilt in each worker
+        state = dict(self.__dict__)
+        state["_teacher_model"] = None
+        return state
+
+    def teacher_scores(self, audio: np.ndarray) -> np.ndarray:
+        """Silero VAD v6 probability per 10 ms frame of a mixture (session made on first use)."""
+        if self._teacher_model is None:
+            from vad.baselines import SileroBaseline
+
+            self._teacher_model = SileroBaseline()
+        return self._teacher_model.frame_scores(audio)
 
 
 @dataclasses.dataclass
@@ -423,10 +438,15 @@ def _init_worker(ctx: StreamContext) -> None:
     _WORKER_CTX = ctx
 
 
-def _worker_stream(index: int) -> tuple[int, np.ndarray, np.ndarray, list[str]]:
+def _stream_result(ctx: StreamContext, index: int) -> tuple:
+    s = synthesize_stream(ctx, index)
+    teacher = ctx.teacher_scores(s.audio).astype(np.float16) if ctx.teacher else None
+    return index, s.features, s.labels, s.skipped, teacher
+
+
+def _worker_stream(index: int) -> tuple:
     assert _WORKER_CTX is not None  # internal invariant, not user input
-    s = synthesize_stream(_WORKER_CTX, index)
-    return index, s.features, s.labels, s.skipped
+    return _stream_result(_WORKER_CTX, index)
 
 
 def _durations(paths: list[str], skipped: list[str]) -> tuple[list[str], list[float]]:
@@ -455,21 +475,25 @@ def _write_split(out_dir: Path, ctx: StreamContext, n_streams: int, workers: int
     tmp_lab = out_dir / f".{ctx.split}_labels.tmp.npy"
     feats = np.lib.format.open_memmap(tmp_feat, mode="w+", dtype=np.float32, shape=(total, spec.n_mels))
     labs = np.lib.format.open_memmap(tmp_lab, mode="w+", dtype=np.uint8, shape=(total,))
+    tmp_teacher = out_dir / f".{ctx.split}_teacher.tmp.npy"
+    teach = (np.lib.format.open_memmap(tmp_teacher, mode="w+", dtype=np.float16, shape=(total,))
+             if ctx.teacher else None)
     skipped: list[str] = []
     t0 = time.time()
 
-    def store(result: tuple[int, np.ndarray, np.ndarray, list[str]], done: int) -> None:
-        i, f, lab, sk = result
+    def store(result: tuple, done: int) -> None:
+        i, f, lab, sk, teacher = result
         feats[i * frames_per_stream:(i + 1) * frames_per_stream] = f
         labs[i * frames_per_stream:(i + 1) * frames_per_stream] = lab
+        if teach is not None:
+            teach[i * frames_per_stream:(i + 1) * frames_per_stream] = teacher
         skipped.extend(sk)
         if progress and (done % max(1, n_streams // 20) == 0 or done == n_streams):
             progress(f"{ctx.split}: {done}/{n_streams} streams, {time.time() - t0:.0f} s")
 
     if workers <= 1 or n_streams <= 1:
         for done, i in enumerate(range(n_streams), 1):
-            s = synthesize_stream(ctx, i)
-            store((i, s.features, s.labels, s.skipped), done)
+            store(_stream_result(ctx, i), done)
     else:
         mp = multiprocessing.get_context("spawn")
         with mp.Pool(workers, initializer=_init_worker, initargs=(ctx,)) as pool:
@@ -477,6 +501,11 @@ def _write_split(out_dir: Path, ctx: StreamContext, n_streams: int, workers: int
                 store(result, done)
     feats.flush()
     labs.flush()
+    files = {"features": f"{ctx.split}_features.npy", "labels": f"{ctx.split}_labels.npy"}
+    if teach is not None:
+        teach.flush()
+        files["teacher"] = f"{ctx.split}_teacher.npy"
+        os.replace(tmp_teacher, out_dir / files["teacher"])
     speech_fraction = float(labs.mean()) if total else 0.0
     stats: dict[str, Any] = {
         "n_streams": n_streams,
@@ -484,7 +513,12 @@ def _write_split(out_dir: Path, ctx: StreamContext, n_streams: int, workers: int
         "n_frames": total,
         "speech_fraction": speech_fraction,
         "skipped_files": sorted(set(skipped)),
+        "files": files,
     }
+    if teach is not None:
+        hard = np.asarray(labs, dtype=bool)
+        soft = np.asarray(teach, dtype=np.float32)
+        stats["teacher_agreement"] = float(np.mean((soft >= 0.5) == hard)) if total else 0.0
     if ctx.split == "train":
         mean = np.zeros(spec.n_mels)
         sq = np.zeros(spec.n_mels)
@@ -515,6 +549,7 @@ def build_cache(
     rule: LabelRule | None = None,
     room_options: RoomSimOptions | None = None,
     workers: int | None = None,
+    teacher: bool = False,
     rebuild: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> Path:
@@ -522,7 +557,9 @@ def build_cache(
 
     ``rir_dirs`` may be None or empty (simulated rooms only; ``room_options.n_rooms = 0`` and
     no rir_dirs means no reverberation). A cache already in ``out_dir`` with the same
-    configuration is reused unless ``rebuild``. ``workers`` defaults to min(2, cpu count);
+    configuration is reused unless ``rebuild``. ``teacher`` also stores Silero VAD v6's
+    probability per frame of each mixture (``<split>_teacher.npy``, float16; needs the
+    ``baselines`` extra) for distillation (``CachedStreams(teacher_weight=...)``). ``workers`` defaults to min(2, cpu count);
     workers are *spawned* (safe when torch is loaded in the caller), so a script that calls
     this at top level needs the usual ``if __name__ == "__main__":`` guard.
 
@@ -551,6 +588,7 @@ def build_cache(
         "minutes_train": float(minutes_train),
         "minutes_val": float(minutes_val),
         "seed": int(seed),
+        "teacher": bool(teacher),
         "speech": sorted(f.key for f in speech_files),
         "noise": sorted(f.key for f in noise_files),
         "rir": sorted(f.key for f in rir_files),
@@ -587,7 +625,7 @@ def build_cache(
         ctx = StreamContext(
             speech=[f.path for f in speech_split[k]], noise=noise_paths, noise_duration_s=noise_durs,
             real_rirs=real, sim_rirs=sim_train if split == "train" else sim_val,
-            spec=spec, options=options, rule=rule, seed=int(seed), split=split,
+            spec=spec, options=options, rule=rule, seed=int(seed), split=split, teacher=bool(teacher),
         )
         n_streams = max(1, int(np.ceil(minutes * 60.0 / options.stream_s)))
         stats = _write_split(out, ctx, n_streams, workers, progress)
@@ -595,7 +633,6 @@ def build_cache(
         stats["noise_files"] = len(noise_paths)
         stats["rooms_simulated"] = len(ctx.sim_rirs)
         stats["rooms_real"] = len(real)
-        stats["files"] = {"features": f"{split}_features.npy", "labels": f"{split}_labels.npy"}
         skipped.extend(stats["skipped_files"])
         index["splits"][split] = stats
     index["feature_mean"] = index["splits"]["train"].pop("feature_mean")
@@ -625,7 +662,7 @@ class CachedStreams:
     """
 
     def __init__(self, cache_dir: str | os.PathLike, split: str = "train", window_frames: int = 600,
-                 seed: int = 0):
+                 seed: int = 0, teacher_weight: float = 0.0):
         root = Path(cache_dir)
         index_path = root / "index.json"
         if not index_path.is_file():
@@ -650,6 +687,17 @@ class CachedStreams:
         self.feature_mean = np.asarray(index["feature_mean"], dtype=np.float32)
         self.feature_std = np.asarray(index["feature_std"], dtype=np.float32)
         self.speech_fraction = float(info["speech_fraction"])
+        if not (isinstance(teacher_weight, (int, float)) and 0.0 <= teacher_weight <= 1.0):
+            raise InvalidInputError(f"teacher_weight={teacher_weight!r}: must be in [0, 1]")
+        self.teacher_weight = float(teacher_weight)
+        self.teacher = None
+        if "teacher" in info["files"]:
+            self.teacher = np.load(root / info["files"]["teacher"], mmap_mode="r")
+        elif self.teacher_weight > 0:
+            raise InvalidInputError(
+                f"teacher_weight={teacher_weight}: the cache {str(root)!r} has no teacher scores "
+                f"(build it with teacher=True)"
+            )
         if isinstance(window_frames, bool) or not isinstance(window_frames, (int, np.integer)) or not (
             1 <= window_frames <= self.frames_per_stream
         ):
@@ -676,6 +724,14 @@ class CachedStreams:
         offset = int(rng.integers(self.frames_per_stream - self.window_frames + 1))
         return stream * self.frames_per_stream + offset
 
+    def _targets(self, s: int) -> np.ndarray:
+        """Training targets of the window at s: hard labels, mixed with the teacher if asked."""
+        w = self.window_frames
+        y = np.asarray(self.labels[s:s + w], dtype=np.float32)
+        if self.teacher_weight > 0:
+            y = (1.0 - self.teacher_weight) * y + self.teacher_weight * np.asarray(self.teacher[s:s + w], np.float32)
+        return y
+
     def __getitem__(self, i: int):
         import torch
 
@@ -684,16 +740,17 @@ class CachedStreams:
         s = self._window_start(np.random.default_rng([self.seed, self.epoch, int(i)]))
         w = self.window_frames
         return (torch.from_numpy(np.array(self.features[s:s + w], dtype=np.float32)),
-                torch.from_numpy(np.array(self.labels[s:s + w], dtype=np.float32)))
+                torch.from_numpy(self._targets(s)))
 
     def sample_batch(self, batch_size: int, rng: np.random.Generator):
-        """A batch of random windows as torch tensors (features [B, T, F], labels [B, T])."""
+        """A batch of random windows as torch tensors (features [B, T, F], targets [B, T]: the
+        hard labels, or (1 - teacher_weight) * labels + teacher_weight * teacher)."""
         import torch
 
         w = self.window_frames
         starts = [self._window_start(rng) for _ in range(batch_size)]
         feats = np.stack([self.features[s:s + w] for s in starts]).astype(np.float32, copy=False)
-        labs = np.stack([self.labels[s:s + w] for s in starts]).astype(np.float32)
+        labs = np.stack([self._targets(s) for s in starts])
         return torch.from_numpy(feats), torch.from_numpy(labs)
 
     def iter_streams(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
