@@ -393,6 +393,7 @@ class SpeechListener(threading.Thread):
         self.speech_samples = 0
         self.error: BaseException | None = None
         self._stop_requested = threading.Event()
+        self._done = threading.Event()
         self._speaking = False
         self._last_probability = float("nan")
 
@@ -400,7 +401,22 @@ class SpeechListener(threading.Thread):
         """Ask the thread to end (it flushes and returns soon after)."""
         self._stop_requested.set()
 
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Wait until the thread has finished its work (flush included); True when it has.
+
+        Use this rather than ``join(timeout)`` in a thread that may get Ctrl-C: CPython
+        (3.11) marks a thread as stopped when a ``join`` is interrupted by
+        KeyboardInterrupt, so a later ``join()`` would return before the flush.
+        """
+        return self._done.wait(timeout_s)
+
     def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            self._done.set()
+
+    def _run(self) -> None:
         try:
             while not self._stop_requested.is_set():
                 block = self.source.read(0.05)

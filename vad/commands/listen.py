@@ -219,13 +219,13 @@ def run(args) -> int:
     try:
         source.start()
         listener.start()
-        while listener.is_alive():
-            listener.join(0.2)
+        while not listener.wait(0.2):
+            pass
     except KeyboardInterrupt:
         interrupted = True
         listener.stop()
         if listener.ident is not None:
-            listener.join()  # flushes the stream: an open segment is closed and reported
+            listener.wait()  # it flushes the stream: an open segment is closed and reported
         else:
             source.stop()
     listener.raise_error()
