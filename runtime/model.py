@@ -195,7 +195,9 @@ class VADModel:
     def run(self, features: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Run the network on ``features`` float32 [frames, n_mels] from ``state``.
 
-        Returns (probabilities float32 [frames], new state). Thread-safe; ``state`` is not modified.
+        Returns (probabilities float32 [frames], new state). Thread-safe across streams (each
+        with its own state). The numba backend updates the state's arrays in place and returns
+        them; onnxruntime returns new arrays: always continue with the returned state.
         """
         if self._net is not None:
             return self._net.run(features, state)

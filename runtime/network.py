@@ -39,11 +39,16 @@ def _sigmoid(x):
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def _run_frames(feats, flat, n_feat, c1, c2, hid, kernel, state_conv, state_gru):
-    """Run feats [T, F] from the states; return (probs float32 [T], new conv state, new GRU state (float64)).
+def _run_frames(feats, flat, c2, ctx, h, probs):
+    """Run feats [T, F]; ``ctx`` [k-1, c1] and ``h`` [hid] (float64) are the state, updated in
+    place; probabilities go to ``probs`` [T] (float32).
 
     ``flat`` holds every weight as float64, in the order of ``_WEIGHTS`` (dw as [c1, kernel]).
     """
+    n_feat = feats.shape[1]
+    km1, c1 = ctx.shape
+    kernel = km1 + 1
+    hid = h.shape[0]
     o = 0
     mean = flat[o : o + n_feat]
     o += n_feat
@@ -72,14 +77,6 @@ def _run_frames(feats, flat, n_feat, c1, c2, hid, kernel, state_conv, state_gru)
     w_out = flat[o : o + hid]
     o += hid
     b_out = flat[o]
-    km1 = kernel - 1
-    ctx = np.empty((km1, c1))
-    for j in range(km1):
-        for c in range(c1):
-            ctx[j, c] = state_conv[0, j, c]
-    h = np.empty(hid)
-    for i in range(hid):
-        h[i] = state_gru[0, i]
     x = np.empty(n_feat)
     a = np.empty(c1)
     y = np.empty(c1)
@@ -87,7 +84,6 @@ def _run_frames(feats, flat, n_feat, c1, c2, hid, kernel, state_conv, state_gru)
     gi = np.empty(3 * hid)
     gh = np.empty(3 * hid)
     n_frames = feats.shape[0]
-    probs = np.empty(n_frames, dtype=np.float32)
     for t in range(n_frames):
         for f in range(n_feat):
             x[f] = (feats[t, f] - mean[f]) * inv_std[f]
@@ -130,14 +126,6 @@ def _run_frames(feats, flat, n_feat, c1, c2, hid, kernel, state_conv, state_gru)
         for i in range(hid):
             acc += w_out[i] * h[i]
         probs[t] = _sigmoid(acc)
-    new_conv = np.empty((1, km1, c1))
-    for j in range(km1):
-        for c in range(c1):
-            new_conv[0, j, c] = ctx[j, c]
-    new_gru = np.empty((1, hid))
-    for i in range(hid):
-        new_gru[0, i] = h[i]
-    return probs, new_conv, new_gru
 
 
 class NumbaNetwork:
@@ -164,13 +152,11 @@ class NumbaNetwork:
         self.kernel = int(f64["dw.weight"].shape[1])
 
     def initial_state(self) -> dict[str, np.ndarray]:
-        """Zero state (float64: kept exact between calls)."""
-        return {"state_conv": np.zeros((1, self.kernel - 1, self.c1)), "state_gru": np.zeros((1, self.hid))}
+        """Zero state: float64 ``state_conv`` [k-1, c1] and ``state_gru`` [hid] (kept exact between calls)."""
+        return {"state_conv": np.zeros((self.kernel - 1, self.c1)), "state_gru": np.zeros(self.hid)}
 
     def run(self, features: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Same contract as ``VADModel.run``: features float32 [T, F] -> (probs [T], new state)."""
-        probs, conv, gru = _run_frames(
-            features, self._flat, self.n_features, self.c1, self.c2, self.hid, self.kernel,
-            state["state_conv"], state["state_gru"],
-        )
-        return probs, {"state_conv": conv, "state_gru": gru}
+        """Same contract as ``VADModel.run``; the state arrays are updated in place and returned."""
+        probs = np.empty(features.shape[0], dtype=np.float32)
+        _run_frames(features, self._flat, self.c2, state["state_conv"], state["state_gru"], probs)
+        return probs, state
