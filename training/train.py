@@ -419,6 +419,8 @@ class DataConfig:
     Attributes:
         speech_dirs / noise_dirs / rir_dirs: input directories (any libsndfile format/rate).
         minutes_train / minutes_val: minutes of synthesised training / validation streams.
+        stream_options: overrides of ``training.data.StreamOptions`` fields (the recipe's
+            choices; JSON-able values, tuples as lists).
     """
 
     speech_dirs: tuple[str, ...]
@@ -426,9 +428,15 @@ class DataConfig:
     rir_dirs: tuple[str, ...] = ()
     minutes_train: float = 180.0
     minutes_val: float = 20.0
+    stream_options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    def options(self):
+        from training.data import StreamOptions
+
+        return StreamOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.stream_options.items()})
 
 
 def prepare_data(
@@ -440,7 +448,8 @@ def prepare_data(
     t0 = time.monotonic()
     build_cache(
         list(data.speech_dirs), list(data.noise_dirs), list(data.rir_dirs) or None, cache_dir,
-        minutes_train=data.minutes_train, minutes_val=data.minutes_val, seed=seed, progress=log,
+        minutes_train=data.minutes_train, minutes_val=data.minutes_val, seed=seed, options=data.options(),
+        progress=log,
     )
     streams = CachedStreams(cache_dir, "train", window_frames=window_frames, seed=seed)
     val = list(CachedStreams(cache_dir, "val", window_frames=1, seed=seed).iter_streams())
