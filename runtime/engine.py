@@ -242,9 +242,12 @@ class StreamingVAD:
     def _infer(self, features: np.ndarray, final: bool) -> np.ndarray:
         """Run whole blocks of the pending + new frames (all of them when final); return probabilities."""
         block = self.block_frames
+        n = features.shape[0]
+        if not self._n_pending and n == block:  # the common live case: exactly one block arrived
+            probs, self._state = self.model.run(features, self._state)
+            return probs
         out = []
         pos = 0
-        n = features.shape[0]
         if self._n_pending:
             take = min(block - self._n_pending, n)
             self._pending[self._n_pending : self._n_pending + take] = features[:take]

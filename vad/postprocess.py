@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from vad.errors import InvalidInputError
+from vad.errors import InvalidInputError, StreamStateError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -284,11 +284,9 @@ class SegmentTracker:
     # -- public --------------------------------------------------------------------------
     def push(self, probabilities: Any) -> list[SegmentEvent]:
         """Feed the next frames' probabilities (1-D, values in [0, 1]); return completed events."""
-        from vad.errors import StreamStateError
-
         if self._flushed:
             raise StreamStateError("SegmentTracker.push after flush(): call reset() to start a new stream")
-        p = np.asarray(probabilities)
+        p = probabilities if isinstance(probabilities, np.ndarray) else np.asarray(probabilities)
         if p.ndim != 1:
             raise InvalidInputError(f"probabilities must be 1-D, got shape {p.shape}")
         values = p.tolist()  # Python floats: the per-frame loop below is cheaper on them
