@@ -71,6 +71,7 @@ def test_export_is_fast_single_file_and_loads_alone(exported, tmp_path):
     path, _meta, seconds = exported
     assert seconds < 10.0, f"export took {seconds:.1f} s"
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no external data, no temp file left
+    assert path.stat().st_mode & 0o777 == 0o644  # readable by everyone, like any shipped file
     moved = tmp_path / "alone.onnx"
     shutil.copy(path, moved)
     assert read_model_metadata(moved).name == "unit"

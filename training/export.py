@@ -52,6 +52,7 @@ OPSET = 17
 ARCHITECTURE_NAME = "causal-dwconv-gru"  # same name training.consolidate writes
 STATE_NAMES = ("conv", "gru")
 EXAMPLE_FRAMES = 3
+_FILE_MODE = 0o644
 
 
 def build_metadata(
@@ -95,6 +96,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; a model file is meant to be shared
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
