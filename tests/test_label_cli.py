@@ -213,6 +213,9 @@ def test_rerun_skips_existing_outputs_unless_overwrite(tmp_path, energy_model_pa
     assert "1 skipped" in capsys.readouterr().err
     assert cli("label", path, "--model", energy_model_path, "--overwrite") == 0
     assert out.read_text().startswith("SPEAKER a 1 ")
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask  # an ordinary file, not a private temp file
 
 
 def test_failed_write_leaves_no_partial_output(tmp_path, energy_model_path, monkeypatch):  # noqa: F811

@@ -106,6 +106,7 @@ def test_listen_json_events_match_label(vmic, energy_model_path, tmp_path):  # n
         clip, rate = sf.read(path, dtype="int16")
         a, b = round(end["start_s"] * RATE), round(end["end_s"] * RATE)
         assert rate == RATE and np.array_equal(clip, source[a:b])
+        assert path.stat().st_mode & 0o044  # readable by others as usual (not a 0600 temp file)
 
 
 @needs_vmic

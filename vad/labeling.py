@@ -39,6 +39,7 @@ import hashlib
 import json
 import math
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -65,6 +66,7 @@ _GLOB_CHARS = frozenset("*?[")
 _PROBABILITY_DECIMALS = 4
 _TIME_DECIMALS = 6  # microseconds: exact for 8/16/32/48 kHz sample positions to the sample
 _HASH_BLOCK_BYTES = 1 << 20
+_DEFAULT_FILE_MODE = 0o666  # what open() creates, before the umask
 
 
 # --- results ------------------------------------------------------------------------------
@@ -451,10 +453,8 @@ def _label_one(loaded: _LoadedModel, job: _Job, opts: _BatchOptions) -> FileOutc
     try:
         result = _label_with(loaded, job.path, opts.postprocess)
         text = format_result(result, opts.fmt, opts.probabilities)
-        from vad.labels import atomic_write_text
-
         job.output.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(job.output, text)
+        _write_output(job.output, text)
     except (VADError, OSError) as exc:
         return FileOutcome(job.path, job.output, FAILED, _reason(exc, job.path), elapsed_s=time.perf_counter() - t0)
     except Exception as exc:  # a bug must not stop the other files; report its type
@@ -470,6 +470,21 @@ def _label_one(loaded: _LoadedModel, job: _Job, opts: _BatchOptions) -> FileOutc
         speech_s=result.speech_s,
         elapsed_s=time.perf_counter() - t0,
     )
+
+
+def _write_output(path: Path, text: str) -> None:
+    """Atomic write (vad.labels), then the usual file mode (0666 minus the umask): the
+    temporary file it renames was created private (0600)."""
+    from vad.labels import atomic_write_text
+
+    atomic_write_text(path, text)
+    os.chmod(path, _DEFAULT_FILE_MODE & ~_current_umask())
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _reason(exc: BaseException, path: Path) -> str:
@@ -594,9 +609,18 @@ def _run_pool(pending, jobs, model_path, opts, outcomes, on_progress) -> None:
     ctx = multiprocessing.get_context("spawn")
     # longest files first keeps all workers busy to the end
     order = sorted(pending, key=lambda j: -_size_or_zero(j.path))
-    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
-                                initargs=(model_path, opts)) as pool:  # fmt: skip
+    pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
+                                  initargs=(model_path, opts))  # fmt: skip
+    # Workers start with Ctrl-C ignored (an ignored signal stays ignored across exec): on
+    # Ctrl-C the parent cancels the queue and the workers finish the file they are on, so
+    # no output is left half-written and no worker prints a traceback.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if _is_main_thread() else None
+    try:
         futures = {pool.submit(_worker_run, job): job for job in order}
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    try:
         for fut in cf.as_completed(futures):
             job = futures[fut]
             try:
@@ -606,6 +630,16 @@ def _run_pool(pending, jobs, model_path, opts, outcomes, on_progress) -> None:
             outcomes[index] = outcome
             if on_progress:
                 on_progress(outcome)
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _is_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def _size_or_zero(path: Path) -> int:

@@ -80,6 +80,9 @@ def write_wav_atomic(path: Path, samples, sample_rate: int) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             sf.write(fh, samples, sample_rate, subtype="PCM_16", format="WAV")
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp creates the file private (0600)
         os.replace(tmp, path)
     except BaseException:
         try:
