@@ -130,6 +130,16 @@ def test_rooms_normalize_and_simulate():
 
 # --- split ------------------------------------------------------------------------------------
 
+def test_pick_weights_balance_sources():
+    keys = [f"speech/big/{i}.wav" for i in range(100)] + [f"speech/small/{i}.wav" for i in range(4)]
+    cdf = data.pick_weights(keys)
+    p = np.diff(np.concatenate([[0.0], cdf]))
+    assert p[:100].sum() == pytest.approx(10 / 12)  # sqrt(100) : sqrt(4)
+    assert cdf[-1] == 1.0 and np.all(np.diff(cdf) > 0)
+    p2 = np.diff(np.concatenate([[0.0], data.pick_weights(["n/a/x.wav", "n/a/y.wav"], [1.0, 4.0])]))
+    np.testing.assert_allclose(p2, [1 / 3, 2 / 3])
+
+
 def test_split_by_file_is_stable_disjoint_and_complete(tmp_path):
     files = [data.AudioFile(str(tmp_path / f"s{i}.wav"), f"speech/s{i}.wav") for i in range(200)]
     train, val = split_files(files, 0.1)
@@ -259,7 +269,8 @@ def test_synthetic_stream_labels_follow_dry_speech(corpus):
                              mic_noise_dbfs_range=(-120.0, -120.0))
     speech = [f.path for f in list_audio_files([corpus / "speech"], "speech") if "broken" not in f.path]
     noise = [f.path for f in list_audio_files([corpus / "noise"], "noise")]
-    ctx = data.StreamContext(speech, noise, [2.0] * len(noise), rooms.RirBank([], [], []), rooms.RirBank([], [], []),
+    ctx = data.StreamContext(speech, noise, [2.0] * len(noise), data.pick_weights(speech), data.pick_weights(noise),
+                             rooms.RirBank([], [], []), rooms.RirBank([], [], []),
                              spec, no_noise, LabelRule(), seed=1, split="train")
     s = data.synthesize_stream(ctx, 0)
     assert s.n_utterances >= 2 and s.labels.shape == (500,)
@@ -309,8 +320,8 @@ def test_reverberated_labels_follow_the_direct_sound(corpus):
                          real_rir_prob=1.0, speech_band_limit_prob=0.0, stream_band_limit_prob=0.0,
                          overlap_prob=0.0, mic_noise_dbfs_range=(-120.0, -120.0), gap_probs=(0.0, 1.0, 0.0))
     speech = [f.path for f in list_audio_files([corpus / "speech"], "speech") if "broken" not in f.path]
-    ctx = data.StreamContext(speech, [speech[0]], [1.0], bank, rooms.RirBank([], [], []), spec, opts,
-                             LabelRule(), seed=3, split="train")
+    ctx = data.StreamContext(speech, [speech[0]], [1.0], data.pick_weights(speech), np.ones(1), bank,
+                             rooms.RirBank([], [], []), spec, opts, LabelRule(), seed=3, split="train")
     s = data.synthesize_stream(ctx, 0)
     energy = augment.frame_energy_db(s.audio, HOP)
     loud = energy > energy.max() - 20

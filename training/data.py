@@ -58,7 +58,7 @@ from vad.features import FeatureSpec, logmel
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf")
 SPLITS = ("train", "val")
 _SPLIT_IDS = {"train": 1, "val": 2}
@@ -249,6 +249,8 @@ class StreamContext:
     speech: list[str]
     noise: list[str]
     noise_duration_s: list[float]
+    speech_cdf: np.ndarray  # cumulative pick probability of each speech file
+    noise_cdf: np.ndarray  # cumulative pick probability of each noise file
     real_rirs: RirBank
     sim_rirs: RirBank
     spec: FeatureSpec
@@ -293,9 +295,27 @@ def _pick_rir(rng: np.random.Generator, ctx: StreamContext) -> tuple[np.ndarray,
     return bank.rirs[i], bank.direct_index[i]
 
 
-def _load_random(rng: np.random.Generator, paths: list[str], skipped: list[str], reader: Callable) -> tuple:
+def pick_weights(keys: Sequence[str], durations_s: Sequence[float] | None = None) -> np.ndarray:
+    """Cumulative pick probabilities: each file's weight is 1 / sqrt(number of files of its
+    source) (source = first folder under the listed directory), times sqrt(duration) when
+    durations are given. Big sources of short clips (digits, single words) then do not
+    drown the few long, many-speaker recordings, and short sound effects do not drown music."""
+    sources = [k.split("/")[1] if k.count("/") >= 2 else "" for k in keys]
+    counts: dict[str, int] = {}
+    for src in sources:
+        counts[src] = counts.get(src, 0) + 1
+    w = np.array([1.0 / np.sqrt(counts[src]) for src in sources])
+    if durations_s is not None:
+        w *= np.sqrt(np.maximum(np.asarray(durations_s, dtype=np.float64), 1e-3))
+    cdf = np.cumsum(w / w.sum())
+    cdf[-1] = 1.0
+    return cdf
+
+
+def _load_random(rng: np.random.Generator, paths: list[str], cdf: np.ndarray, skipped: list[str],
+                 reader: Callable) -> tuple:
     for _ in range(_MAX_LOAD_ATTEMPTS):
-        i = int(rng.integers(len(paths)))
+        i = min(int(np.searchsorted(cdf, rng.random(), side="right")), len(paths) - 1)
         try:
             return i, reader(i)
         except AudioFileError as exc:
@@ -310,6 +330,20 @@ def _excerpt(x: np.ndarray, start: int, n: int) -> np.ndarray:
     a, b = max(start, 0), min(start + n, x.size)
     if b > a:
         out[a - start:b - start] = x[a:b]
+    return out
+
+
+def _repeat_with_pauses(rng: np.random.Generator, x: np.ndarray, length: int, sr: int) -> np.ndarray:
+    """Fill ``length`` samples with copies of a short sound: seamless loops half of the time
+    (ambience), otherwise each copy followed by a random pause of up to 2 s (sound events)."""
+    if rng.random() < 0.5:
+        return augment.loop_to_length(x, length, int(rng.integers(x.size)))
+    out = np.zeros(length, dtype=np.float32)
+    pos = -int(rng.integers(x.size))
+    while pos < length:
+        a, b = max(pos, 0), min(pos + x.size, length)
+        out[a:b] += x[a - pos:b - pos]
+        pos += x.size + int(rng.uniform(0.0, 2.0) * sr)
     return out
 
 
@@ -332,8 +366,11 @@ def _noise_track(rng: np.random.Generator, ctx: StreamContext, n: int, skipped: 
             start_s = float(rng.uniform(0.0, max(0.0, dur - want_s)))
             return _read_audio(ctx.noise[i], sr, start_s, want_s)
 
-        _, x = _load_random(rng, ctx.noise, skipped, read)
-        x = augment.loop_to_length(x, length, int(rng.integers(x.size)) if x.size < length else 0)
+        _, x = _load_random(rng, ctx.noise, ctx.noise_cdf, skipped, read)
+        if not np.any(x):  # a silent excerpt: leave this segment quiet
+            continue
+        if x.size < length:
+            x = _repeat_with_pauses(rng, x, length, sr)
         if rng.random() < o.noise_band_limit_prob:
             x = augment.band_limit(x, sr, rng.uniform(*o.band_limit_hz))
         if rng.random() < o.noise_reverb_prob:
@@ -373,7 +410,7 @@ def synthesize_stream(ctx: StreamContext, index: int) -> Stream:
     if is_speech_stream:
         pos = int(rng.uniform(0.0, 1.5) * sr)
         while pos < n - int(_MIN_UTTERANCE_S * sr):
-            _, x = _load_random(rng, ctx.speech, skipped, lambda i: _read_audio(ctx.speech[i], sr))
+            _, x = _load_random(rng, ctx.speech, ctx.speech_cdf, skipped, lambda i: _read_audio(ctx.speech[i], sr))
             threshold_db = augment.label_threshold_db(x, hop, rule)
             room = n - pos
             if x.size > room:  # crop a random piece that fits; labels keep the full clip's threshold
@@ -449,20 +486,21 @@ def _worker_stream(index: int) -> tuple:
     return _stream_result(_WORKER_CTX, index)
 
 
-def _durations(paths: list[str], skipped: list[str]) -> tuple[list[str], list[float]]:
+def _durations(files: list[AudioFile], skipped: list[str]) -> tuple[list[AudioFile], list[float]]:
+    """The readable, non-empty files and their durations (others go to ``skipped``)."""
     keep, durs = [], []
-    for p in paths:
+    for f in files:
         try:
-            d = _audio_duration_s(p)
+            d = _audio_duration_s(f.path)
         except AudioFileError as exc:
             log.warning("skipping %s", exc)
-            skipped.append(p)
+            skipped.append(f.path)
             continue
         if d > 0:
-            keep.append(p)
+            keep.append(f)
             durs.append(d)
         else:
-            skipped.append(p)
+            skipped.append(f.path)
     return keep, durs
 
 
@@ -619,18 +657,20 @@ def build_cache(
     noise_split = split_files(noise_files, options.val_fraction)
     for k, split in enumerate(SPLITS):
         minutes = minutes_train if split == "train" else minutes_val
-        noise_paths, noise_durs = _durations([f.path for f in noise_split[k]], skipped)
-        if not noise_paths:
+        noise_kept, noise_durs = _durations(noise_split[k], skipped)
+        if not noise_kept:
             raise AudioFileError(f"no readable noise file for the {split} split under {list(map(str, noise_dirs))}")
         ctx = StreamContext(
-            speech=[f.path for f in speech_split[k]], noise=noise_paths, noise_duration_s=noise_durs,
+            speech=[f.path for f in speech_split[k]], noise=[f.path for f in noise_kept], noise_duration_s=noise_durs,
+            speech_cdf=pick_weights([f.key for f in speech_split[k]]),
+            noise_cdf=pick_weights([f.key for f in noise_kept], noise_durs),
             real_rirs=real, sim_rirs=sim_train if split == "train" else sim_val,
             spec=spec, options=options, rule=rule, seed=int(seed), split=split, teacher=bool(teacher),
         )
         n_streams = max(1, int(np.ceil(minutes * 60.0 / options.stream_s)))
         stats = _write_split(out, ctx, n_streams, workers, progress)
         stats["speech_files"] = len(speech_split[k])
-        stats["noise_files"] = len(noise_paths)
+        stats["noise_files"] = len(noise_kept)
         stats["rooms_simulated"] = len(ctx.sim_rirs)
         stats["rooms_real"] = len(real)
         skipped.extend(stats["skipped_files"])
