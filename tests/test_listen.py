@@ -262,3 +262,29 @@ def test_live_line_and_event_json():
         "event": "end", "t_s": 2.5, "start_s": 1.0, "end_s": 2.5, "duration_s": 1.5, "probability": 0.9123,
         "file": "x.wav",
     }  # fmt: skip
+
+
+@needs_vmic
+def test_listen_at_another_rate_resamples(vmic, energy_model_path):  # noqa: F811
+    env, _ = vmic
+    res = run_vad(env, "listen", "--device", "vmic", "--sample-rate", "44100", "--json", "--duration", "5",
+                  "--model", energy_model_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "at 44100 Hz (resampled to 16000 Hz)" in res.stderr and "5.00 s of audio" in res.stderr
+    for line in res.stdout.splitlines():
+        assert json.loads(line)["event"] in ("start", "end")
+
+
+@needs_vmic
+def test_listen_stops_cleanly_when_its_reader_goes_away(vmic, energy_model_path):  # noqa: F811
+    env, _ = vmic
+    proc = subprocess.Popen(
+        vad_cmd("listen", "--device", "vmic", "--json", "--duration", CLIP_SECONDS, "--model", energy_model_path),
+        env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    proc.stdout.close()  # the reader is gone before the first event (like `| head -0`)
+    err = proc.stderr.read()
+    proc.wait(timeout=120)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err
+    assert "stdout closed;" in err

@@ -102,6 +102,7 @@ class _Console:
         self._lock = threading.Lock()
         self._last_draw = 0.0
         self._line_shown = False
+        self.stdout_closed = False  # the reader of stdout went away (e.g. `| head`)
 
     def status(self, st) -> None:
         if not self.live:
@@ -123,17 +124,26 @@ class _Console:
 
     def event(self, ev, clip_path: str | None) -> None:
         with self._lock:
+            if self.stdout_closed:
+                return
             if self.json_mode:
-                sys.stdout.write(json.dumps(event_json(ev, clip_path)) + "\n")
-                sys.stdout.flush()
+                text = json.dumps(event_json(ev, clip_path)) + "\n"
             elif ev.kind == "end":
                 self._clear()
                 prob = "" if ev.mean_probability is None else f"  p={ev.mean_probability:.2f}"
                 saved = f"  -> {clip_path}" if clip_path else ""
-                sys.stdout.write(
-                    f"speech {_clock(ev.start_s)} - {_clock(ev.end_s)}  ({ev.end_s - ev.start_s:.2f} s){prob}{saved}\n"
-                )
+                text = f"speech {_clock(ev.start_s)} - {_clock(ev.end_s)}  ({ev.end_s - ev.start_s:.2f} s){prob}{saved}\n"
+            else:
+                return
+            try:
+                sys.stdout.write(text)
                 sys.stdout.flush()
+            except BrokenPipeError:
+                self.stdout_closed = True
+                # later writes (and the interpreter's final flush) go nowhere instead of failing
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
 
     def message(self, text: str) -> None:
         with self._lock:
@@ -205,6 +215,8 @@ def run(args) -> int:
             write_wav_atomic(path, clip, rate)
             clip_path = str(path)
         console.event(ev, clip_path)
+        if console.stdout_closed:
+            listener.stop()
 
     pad_s = postprocess.speech_pad_ms / 1000.0
     lookback_s = 2.0 + pad_s + postprocess.min_speech_ms / 1000.0 + postprocess.min_silence_ms / 1000.0
@@ -236,7 +248,8 @@ def run(args) -> int:
     speech_s = listener.speech_samples / rate
     lost = f", {source.dropped_samples / rate:.2f} s dropped (processing too slow)" if source.dropped_samples else ""
     console.message(
-        f"vad listen: {'interrupted; ' if interrupted else ''}{heard_s:.2f} s of audio, "
+        f"vad listen: {'interrupted; ' if interrupted else ''}"
+        f"{'stdout closed; ' if console.stdout_closed else ''}{heard_s:.2f} s of audio, "
         f"{listener.segments} speech segment{'s' if listener.segments != 1 else ''}, {speech_s:.2f} s of speech, "
         f"{source.overflows} input overflow{'s' if source.overflows != 1 else ''}{lost}"
     )
