@@ -44,12 +44,15 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from vad.errors import AudioFileError, InvalidInputError, VADError
 from vad.postprocess import PostprocessConfig
+
+if TYPE_CHECKING:
+    from vad.labels import Segment
 
 AUDIO_SUFFIXES = frozenset(
     {
@@ -91,7 +94,7 @@ class LabelResult:
     """
 
     path: Path
-    segments: tuple
+    segments: tuple[Segment, ...]
     probabilities: np.ndarray
     frame_hop_s: float
     duration_s: float
@@ -194,7 +197,7 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _to_segments(events: Iterable[Any]) -> list:
+def _to_segments(events: Iterable[Any]) -> list[Segment]:
     """Completed segments (the engine's "end" events) as vad.labels.Segment."""
     from vad.labels import Segment
 

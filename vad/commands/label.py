@@ -42,7 +42,7 @@ def add_postprocess_arguments(parser: argparse.ArgumentParser) -> None:
     """Post-processing overrides shared by `vad label` and `vad listen` (default: the model's)."""
     g = parser.add_argument_group("post-processing (defaults come from the model)")
     g.add_argument(
-        "--threshold", nargs="+", type=float, metavar="T",
+        "--threshold", nargs="+", type=float, metavar=("ONSET", "OFFSET"),
         help="ONSET [OFFSET]: speech starts at probability >= ONSET and ends below OFFSET "
         "(default OFFSET: ONSET minus the model's onset-offset gap)",
     )  # fmt: skip
@@ -75,14 +75,26 @@ def postprocess_from_args(args, defaults):
     return defaults.replace(**changes)
 
 
-def model_defaults(model_arg):
-    """Post-processing defaults carried by the model (or the default model)."""
+def model_path_from_args(model_arg):
+    """The --model path, or the shipped default model (an error that names --model if none)."""
     from pathlib import Path
 
     from runtime.model import default_model_path
+    from vad.errors import ModelFileError
+
+    if model_arg:
+        return Path(model_arg)
+    try:
+        return default_model_path()
+    except ModelFileError as exc:
+        raise ModelFileError(f"{exc}; or name one with --model M") from exc
+
+
+def model_defaults(model_arg):
+    """Post-processing defaults carried by the model (or the default model)."""
     from vad.modelmeta import read_model_metadata
 
-    return read_model_metadata(Path(model_arg) if model_arg else default_model_path()).postprocess
+    return read_model_metadata(model_path_from_args(model_arg)).postprocess
 
 
 def run(args) -> int:

@@ -188,9 +188,9 @@ def run(args) -> int:
 
     from runtime.engine import StreamingVAD
     from runtime.model import VADModel
-    from vad.commands.label import postprocess_from_args
+    from vad.commands.label import model_path_from_args, postprocess_from_args
 
-    model = VADModel(Path(args.model) if args.model else None)
+    model = VADModel(model_path_from_args(args.model))
     postprocess = postprocess_from_args(args, model.metadata.postprocess)
     device = microphone.find_input_device(args.device)
     model_rate = model.metadata.feature_spec.sample_rate_hz
