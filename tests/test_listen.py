@@ -288,3 +288,80 @@ def test_listen_stops_cleanly_when_its_reader_goes_away(vmic, energy_model_path)
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "BrokenPipe" not in err
     assert "stdout closed;" in err
+
+
+# --- device lookup and rate choice, against a fake PortAudio ---------------------------------
+
+
+class _FakeSD:
+    """Just enough of sounddevice for device lookup: two mics, one of them 48 kHz only."""
+
+    class PortAudioError(Exception):
+        pass
+
+    class default:
+        device = (1, 3)
+
+    def query_devices(self):
+        return [
+            {"index": 0, "name": "HDA Intel: ALC (hw:0,0)", "hostapi": 0, "max_input_channels": 2,
+             "max_output_channels": 2, "default_samplerate": 44100.0},
+            {"index": 1, "name": "USB mic 48k", "hostapi": 0, "max_input_channels": 1,
+             "max_output_channels": 0, "default_samplerate": 48000.0},
+            {"index": 3, "name": "speakers", "hostapi": 0, "max_input_channels": 0,
+             "max_output_channels": 2, "default_samplerate": 48000.0},
+        ]  # fmt: skip
+
+    def query_hostapis(self):
+        return [{"name": "ALSA"}]
+
+    def check_input_settings(self, device, samplerate, channels, dtype):
+        if device == 1 and samplerate != 48000:
+            raise self.PortAudioError("Invalid sample rate")
+
+
+@pytest.fixture()
+def fake_sd(monkeypatch):
+    from runtime import microphone
+
+    sd = _FakeSD()
+    monkeypatch.setattr(microphone, "sounddevice", lambda: sd)
+    return sd
+
+
+def test_find_input_device_by_id_name_and_default(fake_sd):
+    from runtime.microphone import find_input_device, format_device_list, list_input_devices
+
+    devices = list_input_devices()
+    assert [d.index for d in devices] == [0, 1]  # output-only devices are not listed
+    assert find_input_device(None).index == 1  # the system default input
+    assert find_input_device(0).index == 0 and find_input_device("1").index == 1
+    assert find_input_device("usb").name == "USB mic 48k"  # unique part of a name, any case
+    table = format_device_list(devices)
+    assert "*  1  USB mic 48k (ALSA, 1 in, 48000 Hz)" in table
+    from vad.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match=r"no input device with id 3(.|\n)*USB mic 48k"):
+        find_input_device(3)
+    with pytest.raises(InvalidInputError, match="ambiguous"):
+        find_input_device("C")  # in both "ALC" and "mic"
+
+
+def test_choose_sample_rate_falls_back_to_the_native_rate(fake_sd):
+    from runtime.microphone import choose_sample_rate, find_input_device
+    from vad.errors import InvalidInputError
+
+    usb = find_input_device("USB")
+    assert choose_sample_rate(usb, 16000) == 48000  # the runtime resamples 48 -> 16 kHz
+    assert choose_sample_rate(find_input_device(0), 16000) == 16000
+    with pytest.raises(InvalidInputError, match="does not support 16000 Hz"):
+        choose_sample_rate(usb, 16000, required=True)  # --sample-rate asked for it
+
+
+def test_no_devices_at_all(fake_sd, monkeypatch):
+    from runtime.microphone import find_input_device
+    from vad.errors import InvalidInputError
+
+    monkeypatch.setattr(fake_sd, "query_devices", lambda: [])
+    with pytest.raises(InvalidInputError, match="no audio input device found"):
+        find_input_device(None)
