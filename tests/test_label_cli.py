@@ -352,3 +352,42 @@ def test_label_is_quiet_without_a_terminal(tmp_path, energy_model_path, capfd): 
     captured = capfd.readouterr()
     assert captured.out == ""
     assert "\r" not in captured.err and captured.err.count("\n") == 1  # only the summary line
+
+
+def test_dev_folder_with_a_corrupt_file_round_trips_rttm(shared_data, tmp_path, energy_model_path):  # noqa: F811
+    import shutil
+
+    dev = tmp_path / "dev"
+    (dev / "nonspeech").mkdir(parents=True)
+    for name in ("pyannote_sample.flac", "ami_dev00.flac", "nonspeech/speechbrain_noise1.flac"):
+        shutil.copy(shared_data / "dev" / name, dev / name)
+    data = (shared_data / "dev" / "ami_dev01.flac").read_bytes()
+    (dev / "truncated.flac").write_bytes(data[: len(data) // 3])
+    rc = cli("label", dev, "-o", tmp_path / "out", "--format", "rttm", "--model", energy_model_path, "--jobs", "2")
+    assert rc == 1
+    outputs = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.rttm"))
+    assert outputs == ["ami_dev00.rttm", "nonspeech/speechbrain_noise1.rttm", "pyannote_sample.rttm"]
+    for rel in outputs:
+        audio = dev / Path(rel).with_suffix(".flac")
+        expected = labeling.label_file(audio, model=energy_model_path).segments
+        got = read_labels(tmp_path / "out" / rel)
+        assert len(got) == len(expected)
+        for g, e in zip(got, expected, strict=True):
+            assert abs(g.start_s - e.start_s) <= 5e-4 and abs(g.end_s - e.end_s) <= 1e-3
+
+
+def test_label_with_the_shipped_default_model(shared_data, tmp_path, capsys):
+    from runtime.model import default_model_path
+    from vad.errors import ModelFileError
+    from vad.modelmeta import read_model_metadata
+
+    try:
+        model = default_model_path()
+    except ModelFileError:
+        pytest.skip("no default model shipped yet (models/default.onnx)")
+    audio = shared_data / "dev" / "pyannote_sample.flac"
+    assert cli("label", audio, "-o", tmp_path, "--format", "json", "--jobs", "1") == 0
+    data = json.loads((tmp_path / "pyannote_sample.json").read_text())
+    assert data["model"]["name"] == read_model_metadata(model).name
+    assert data["model"]["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    assert data["segments"], "the default model finds no speech in a conversation"
