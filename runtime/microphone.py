@@ -383,6 +383,10 @@ class SpeechListener(threading.Thread):
         clip_lookback_s: float = 5.0,
     ):
         super().__init__(name="vad-listen", daemon=True)
+        if vad.sample_rate != source.sample_rate:
+            raise InvalidInputError(
+                f"the StreamingVAD runs at {vad.sample_rate} Hz but the source delivers {source.sample_rate} Hz"
+            )
         self.source = source
         self.vad = vad
         self.on_event = on_event

@@ -365,3 +365,12 @@ def test_no_devices_at_all(fake_sd, monkeypatch):
     monkeypatch.setattr(fake_sd, "query_devices", lambda: [])
     with pytest.raises(InvalidInputError, match="no audio input device found"):
         find_input_device(None)
+
+
+def test_speech_listener_refuses_a_rate_mismatch(energy_model_path):  # noqa: F811
+    from runtime.engine import StreamingVAD
+    from runtime.microphone import SpeechListener
+    from vad.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="48000 Hz but the source delivers 16000 Hz"):
+        SpeechListener(_FakeSource(np.zeros(10, np.int16), 5), StreamingVAD(model=energy_model_path, sample_rate=48000))
