@@ -17,6 +17,9 @@ Pipeline (``build_cache``):
      overlaps), many convolved with a real or simulated RIR (far-field), on a background of
      music/noise segments (some band-limited, some reverberated) at a random SNR;
    * non-speech streams: music/noise only (label 0), so music is learnt as non-speech;
+   * files are drawn with ``pick_weights``: 1 / sqrt(files of the same source folder), noise
+     also times sqrt(duration), so thousands of one-word clips do not drown the few long
+     many-speaker recordings, nor short sound effects the music tracks;
    * the whole mixture gets a random peak level (-35..0 dBFS), a low white "microphone" noise
      floor (never digital silence) and sometimes a telephone band limit.
    Labels follow ``training.augment`` (energy rule on the DRY utterance, shifted by the RIR's
@@ -685,7 +688,9 @@ def build_cache(
     tmp.write_text(json.dumps(index, indent=1))
     os.replace(tmp, index_path)
     if progress:
-        progress(f"cache built in {index['build_seconds']} s at {out}")
+        n_skipped = len(index["skipped_files"])
+        progress(f"cache built in {index['build_seconds']} s at {out}"
+                 + (f" ({n_skipped} unreadable file(s) skipped, listed in index.json)" if n_skipped else ""))
     return out
 
 
