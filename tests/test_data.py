@@ -114,6 +114,17 @@ def test_band_limit_removes_high_band():
     assert spec[f > 4200].sum() < 1e-4 * spec[f < 3400].sum()
 
 
+def test_colored_noise_slope():
+    rng = np.random.default_rng(6)
+    for exponent in (0.0, 1.0, 2.0):
+        x = augment.colored_noise(rng, 1 << 16, exponent)
+        assert np.sqrt(np.mean(x.astype(np.float64) ** 2)) == pytest.approx(1.0, rel=1e-3)
+        p = np.abs(np.fft.rfft(x)) ** 2
+        f = np.fft.rfftfreq(x.size, 1 / SR)
+        ratio_db = 10 * np.log10(p[(f > 200) & (f < 400)].mean() / p[(f > 3200) & (f < 6400)].mean())
+        assert ratio_db == pytest.approx(exponent * 10 * np.log10(16), abs=1.5)  # 4 octaves
+
+
 def test_rooms_normalize_and_simulate():
     rir = np.zeros(800)
     rir[100] = 0.5

@@ -166,6 +166,15 @@ def active_power(signal: np.ndarray, labels: np.ndarray, hop_samples: int) -> fl
     return float(np.mean(sel * sel))
 
 
+def colored_noise(rng: np.random.Generator, n_samples: int, exponent: float) -> np.ndarray:
+    """Gaussian noise with power spectrum ~ 1 / f**exponent (0 white, 1 pink, 2 brown), unit RMS."""
+    spectrum = np.fft.rfft(rng.standard_normal(n_samples))
+    f = np.arange(spectrum.size, dtype=np.float64)
+    f[0] = 1.0
+    x = np.fft.irfft(spectrum / f ** (exponent / 2.0), n=n_samples)
+    return (x / (np.sqrt(np.mean(x * x)) + 1e-20)).astype(np.float32)
+
+
 def loop_to_length(signal: np.ndarray, n_samples: int, start: int = 0) -> np.ndarray:
     """Repeat (wrapping from ``start``) a non-empty signal until it has n_samples."""
     if signal.size == 0:

@@ -91,6 +91,8 @@ class StreamOptions:
         noise_reverb_prob: probability that a noise segment is reverberated.
         speech_band_limit_prob: probability that a (wideband) utterance is band-limited.
         noise_band_limit_prob: probability that a noise segment is band-limited.
+        colored_noise_prob: probability that a noise segment is synthetic stationary noise
+            (spectrum 1/f**e, e uniform in 0..2: white to brown; fans, hum, hiss) instead of a file.
         stream_band_limit_prob: probability that the whole mixture is band-limited.
         band_limit_hz: cutoff range of the band limit.
         max_noise_segments: a stream's background is 1..this many excerpts, cross-faded.
@@ -114,6 +116,7 @@ class StreamOptions:
     noise_reverb_prob: float = 0.2
     speech_band_limit_prob: float = 0.15
     noise_band_limit_prob: float = 0.3
+    colored_noise_prob: float = 0.1
     stream_band_limit_prob: float = 0.05
     band_limit_hz: tuple[float, float] = (3400.0, 4000.0)
     max_noise_segments: int = 3
@@ -369,11 +372,14 @@ def _noise_track(rng: np.random.Generator, ctx: StreamContext, n: int, skipped: 
             start_s = float(rng.uniform(0.0, max(0.0, dur - want_s)))
             return _read_audio(ctx.noise[i], sr, start_s, want_s)
 
-        _, x = _load_random(rng, ctx.noise, ctx.noise_cdf, skipped, read)
-        if not np.any(x):  # a silent excerpt: leave this segment quiet
-            continue
-        if x.size < length:
-            x = _repeat_with_pauses(rng, x, length, sr)
+        if rng.random() < o.colored_noise_prob:
+            x = augment.colored_noise(rng, length, float(rng.uniform(0.0, 2.0)))
+        else:
+            _, x = _load_random(rng, ctx.noise, ctx.noise_cdf, skipped, read)
+            if not np.any(x):  # a silent excerpt: leave this segment quiet
+                continue
+            if x.size < length:
+                x = _repeat_with_pauses(rng, x, length, sr)
         if rng.random() < o.noise_band_limit_prob:
             x = augment.band_limit(x, sr, rng.uniform(*o.band_limit_hz))
         if rng.random() < o.noise_reverb_prob:
