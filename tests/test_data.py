@@ -125,6 +125,17 @@ def test_colored_noise_slope():
         assert ratio_db == pytest.approx(exponent * 10 * np.log10(16), abs=1.5)  # 4 octaves
 
 
+def test_random_eq_is_stable_and_highpassed():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(SR).astype(np.float32)
+    for _ in range(20):
+        y = augment.random_eq(rng, x, SR)
+        assert y.shape == x.shape and np.all(np.isfinite(y))
+        p = np.abs(np.fft.rfft(y)) ** 2
+        f = np.fft.rfftfreq(y.size, 1 / SR)
+        assert p[f < 20].mean() < 0.1 * p[(f > 500) & (f < 8000)].mean()
+
+
 def test_rooms_normalize_and_simulate():
     rir = np.zeros(800)
     rir[100] = 0.5

@@ -148,6 +148,22 @@ def band_limit(signal: np.ndarray, sample_rate_hz: int, cutoff_hz: float) -> np.
     return out
 
 
+def random_eq(rng: np.random.Generator, signal: np.ndarray, sample_rate_hz: int) -> np.ndarray:
+    """A random microphone/channel colouring: a 2nd-order high-pass at 40-250 Hz followed by a
+    peaking filter of -8..+8 dB (Q 0.7-2) at 250-5000 Hz (RBJ cookbook biquad)."""
+    from scipy.signal import butter, sosfilt
+
+    hp = butter(2, rng.uniform(40.0, 250.0), btype="highpass", fs=sample_rate_hz, output="sos")
+    gain_db, f0_hz, q = rng.uniform(-8.0, 8.0), rng.uniform(250.0, 5000.0), rng.uniform(0.7, 2.0)
+    a_lin = 10 ** (gain_db / 40.0)
+    w0 = 2 * np.pi * f0_hz / sample_rate_hz
+    alpha = np.sin(w0) / (2 * q)
+    b = np.array([1 + alpha * a_lin, -2 * np.cos(w0), 1 - alpha * a_lin])
+    a = np.array([1 + alpha / a_lin, -2 * np.cos(w0), 1 - alpha / a_lin])
+    peak = np.concatenate([b / a[0], a / a[0]])[None, :]
+    return sosfilt(np.vstack([hp, peak]), signal.astype(np.float64)).astype(np.float32)
+
+
 def reverberate(signal: np.ndarray, rir: np.ndarray) -> np.ndarray:
     """Convolve with an RIR; output has len(signal) + len(rir) - 1 samples (direct sound at
     the RIR's direct index)."""

@@ -21,7 +21,7 @@ Pipeline (``build_cache``):
      also times sqrt(duration), so thousands of one-word clips do not drown the few long
      many-speaker recordings, nor short sound effects the music tracks;
    * the whole mixture gets a random peak level (-35..0 dBFS), a low white "microphone" noise
-     floor (never digital silence) and sometimes a telephone band limit.
+     floor (never digital silence), sometimes a telephone band limit or a random channel EQ.
    Labels follow ``training.augment`` (energy rule on the DRY utterance, shifted by the RIR's
    direct-path delay, smoothed over the stream).
 4. Features ``vad.features.logmel`` of each stream (float32 [n_frames, n_mels]) and labels
@@ -94,6 +94,8 @@ class StreamOptions:
         colored_noise_prob: probability that a noise segment is synthetic stationary noise
             (spectrum 1/f**e, e uniform in 0..2: white to brown; fans, hum, hiss) instead of a file.
         stream_band_limit_prob: probability that the whole mixture is band-limited.
+        stream_eq_prob: probability that the whole mixture gets a random channel colouring
+            (high-pass + peaking filter, ``augment.random_eq``).
         band_limit_hz: cutoff range of the band limit.
         max_noise_segments: a stream's background is 1..this many excerpts, cross-faded.
         val_fraction: fraction of speech and noise files held out for validation.
@@ -118,6 +120,7 @@ class StreamOptions:
     noise_band_limit_prob: float = 0.3
     colored_noise_prob: float = 0.1
     stream_band_limit_prob: float = 0.05
+    stream_eq_prob: float = 0.3
     band_limit_hz: tuple[float, float] = (3400.0, 4000.0)
     max_noise_segments: int = 3
     val_fraction: float = 0.1
@@ -465,6 +468,8 @@ def synthesize_stream(ctx: StreamContext, index: int) -> Stream:
         mix = speech
     if rng.random() < o.stream_band_limit_prob:
         mix = augment.band_limit(mix, sr, rng.uniform(*o.band_limit_hz))
+    if rng.random() < o.stream_eq_prob:
+        mix = augment.random_eq(rng, mix, sr)
     peak = float(np.max(np.abs(mix)))
     if peak > 0:
         mix = mix * np.float32(10 ** (rng.uniform(*o.peak_dbfs_range) / 20) / peak)
