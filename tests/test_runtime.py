@@ -348,3 +348,30 @@ def test_bench_names_the_baselines_extra_when_missing():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert run.returncode != 0
     assert "MissingDependencyError" in run.stderr and "[baselines]" in run.stderr
+
+
+@pytest.mark.parametrize("rate", [16000, 44100])
+def test_real_recording_invariance_and_batch_labeling(rate, energy_model, tmp_path):
+    """The shipped demo recording (speech + ambience): every chunking and the file labeler agree."""
+    sf = pytest.importorskip("soundfile")
+    from runtime.engine import StreamingVAD
+    from vad.audio import load_audio
+    from vad.labeling import label_file
+
+    demo = REPO / "tests" / "data" / "demo.opus"
+    if not demo.is_file():
+        pytest.skip("tests/data/demo.opus not present")
+    audio, got_rate = load_audio(demo, rate)
+    assert got_rate == rate
+    vad = StreamingVAD(energy_model, rate)
+    ref = run_stream(vad, audio, None)
+    assert sum(e.kind == "end" for e in ref[3]) >= 1
+    for chunk in (160, 441, 512, 4800, 16000):
+        got = run_stream(vad, audio, chunk)
+        np.testing.assert_array_equal(got[0], ref[0])
+        assert got[3] == ref[3]
+    path = tmp_path / "demo.wav"
+    sf.write(path, audio, rate, subtype="FLOAT")
+    labeled = label_file(path, model=energy_model)
+    np.testing.assert_array_equal(labeled.probabilities, ref[0])
+    assert [(s.start_s, s.end_s) for s in labeled.segments] == [(e.start_s, e.end_s) for e in ref[3] if e.kind == "end"]
