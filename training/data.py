@@ -617,7 +617,7 @@ def build_cache(
 
     Measured on the 2-core machine (shared with other jobs, load average ~8-10): 180 + 20
     minutes of streams from ../shared/data/train in 89-129 s (2 workers), 188 MiB on disk
-    (features 160 B per 10 ms frame); with ``teacher=True`` about 1.7x longer.
+    (features 160 B per 10 ms frame); with ``teacher=True`` 181 s (about 1.9x).
     """
     spec = spec or FeatureSpec()
     options = options or StreamOptions()
