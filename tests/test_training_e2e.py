@@ -121,3 +121,18 @@ def test_cli_bad_input_gives_clear_errors(corpus, tmp_path, capsys):
     assert "below the smallest network" in capsys.readouterr().err
     assert main([*base, "--target-auc", "1.5"]) == 2
     assert "--target-auc" in capsys.readouterr().err
+
+
+def test_magnitude_prune_keeps_largest_channels():
+    from training.report import magnitude_prune
+
+    torch.manual_seed(0)
+    full = FrozenVAD(ArchConfig(input_width=8, conv_width=6, gru_width=5)).eval()
+    x = torch.randn(2, 20, 40)
+    same = magnitude_prune(full, full.arch.widths).eval()
+    with torch.no_grad():
+        assert torch.allclose(full(x, *full.initial_state(2))[0], same(x, *same.initial_state(2))[0], atol=1e-6)
+        full.inp.weight[3].mul_(100.0)  # make input channel 3 the most important
+    small = magnitude_prune(full, {"input": 1, "conv": 2, "gru": 2})
+    assert small.arch.widths == {"input": 1, "conv": 2, "gru": 2}
+    assert torch.equal(small.inp.weight[0], full.inp.weight[3])

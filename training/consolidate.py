@@ -21,7 +21,8 @@ checkpoint (``kind == "vad-frozen"``) holds::
     kind, format_version, arch (ArchConfig dict), state_dict (FrozenVAD), feature_spec
     (FeatureSpec dict), widths {input, conv, gru}, network_flops_per_second,
     frontend_flops_per_second, parameters, frame_latency_ms, lookahead_ms, metrics
-    {val_auc, val_auc_before_finetune, ...}, training {config, data, search summary, times}
+    {val_auc, val_auc_before_finetune, ...}, training {config, data, search summary, times},
+    search_history (one dict per evaluation: step, widths, MFLOP/s, val AUC, alpha)
 
 ``load_consolidated(path) -> (FrozenVAD, info)`` reads it back; ``metadata_fields(info)``
 gives the keyword arguments ``vad.modelmeta.ModelMetadata`` needs except ``postprocess``.

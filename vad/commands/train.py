@@ -37,10 +37,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work-dir", metavar="D", help="cache and checkpoints (default: <output stem>.work next to -o)")
     parser.add_argument("--cache-dir", metavar="D",
                         help="feature cache (default <work-dir>/cache); runs with the same data and seed can share it")
-    parser.add_argument("--minutes-train", type=float, default=180.0, metavar="MIN",
-                        help="minutes of synthesised training streams (default 180)")
+    parser.add_argument("--minutes-train", type=float, default=240.0, metavar="MIN",
+                        help="minutes of synthesised training streams (default 240)")
     parser.add_argument("--minutes-val", type=float, default=20.0, metavar="MIN",
                         help="minutes of synthesised validation streams (default 20)")
+    parser.add_argument("--nonspeech-fraction", type=float, metavar="F",
+                        help="share of training streams with music/noise only (default: the recipe's, "
+                        "training.train.RECIPE_STREAM_OPTIONS)")
+    parser.add_argument("--snr-db", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                        help="speech-to-noise ratio range of the mixtures (default: the recipe's)")
     parser.add_argument("--max-width", type=int, default=48, metavar="N",
                         help="maximum width of every dynamic layer (default 48)")
     parser.add_argument("-o", "--output", required=True, metavar="MODEL",
@@ -81,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.monotonic()
     from training.consolidate import atomic_torch_save
-    from training.train import DataConfig, TargetNotMetError, TrainConfig
+    from training.train import RECIPE_STREAM_OPTIONS, DataConfig, TargetNotMetError, TrainConfig
     from training.train import run as run_training
 
     config = TrainConfig(
@@ -93,9 +98,18 @@ def run(args: argparse.Namespace) -> int:
         conv_width=args.max_width,
         gru_width=args.max_width,
     )
+    stream_options = dict(RECIPE_STREAM_OPTIONS)
+    if args.nonspeech_fraction is not None:
+        _check_number(args.nonspeech_fraction, "--nonspeech-fraction", 0.0, 1.0)
+        stream_options["nonspeech_stream_prob"] = args.nonspeech_fraction
+    if args.snr_db is not None:
+        low, high = args.snr_db
+        if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+            raise InvalidInputError(f"--snr-db {low} {high}: need finite LOW <= HIGH")
+        stream_options["snr_db_range"] = [low, high]
     data = DataConfig(
         speech_dirs=tuple(args.speech), noise_dirs=tuple(args.noise), rir_dirs=tuple(args.rir),
-        minutes_train=args.minutes_train, minutes_val=args.minutes_val,
+        minutes_train=args.minutes_train, minutes_val=args.minutes_val, stream_options=stream_options,
     )
 
     def log(line: str) -> None:
