@@ -41,7 +41,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.consolidate import evaluate_auc, finetune, load_consolidated, predict
+from training.consolidate import (
+    atomic_torch_save,
+    evaluate_auc,
+    finetune,
+    frozen_checkpoint,
+    load_consolidated,
+    predict,
+)
 from training.model import ArchConfig, FrozenVAD
 from vad.features import FeatureSpec, logmel
 from vad.metrics import roc_auc
@@ -168,7 +175,7 @@ def run_budget(job: dict[str, Any]) -> dict[str, Any]:
         print(line, file=log_file, flush=True)
 
     config = TrainConfig(budget_mflops=budget, max_minutes=1e4, max_steps=steps, finetune_max_steps=steps // 4,
-                         finetune_fraction=0.5, seed=seed, num_threads=1)
+                         finetune_fraction=0.5, seed=seed, num_threads=1, eval_every_steps=max(50, steps // 8))
     streams = CachedStreams(cache, "train", window_frames=config.window_frames, seed=seed)
     val = list(CachedStreams(cache, "val", window_frames=1, seed=seed).iter_streams())
     spec = streams.spec
@@ -181,6 +188,8 @@ def run_budget(job: dict[str, Any]) -> dict[str, Any]:
     t = time.monotonic()
     res = train(config, spec, sample_batch, val, streams.feature_mean, streams.feature_std,
                 Path(job["out_dir"]) / f"dynamic-{budget:g}", log=log)
+    out_dir = Path(job["out_dir"])
+    atomic_torch_save(res.checkpoint, out_dir / f"dynamic-{budget:g}" / "consolidated.pt")
     total_steps = res.checkpoint["training"]["search"]["steps"] + res.checkpoint["training"]["search"]["finetune_steps"]
     results["dynamic"] = _summary(res.frozen, spec, val, dev, time.monotonic() - t, total_steps)
     widths = dict(res.frozen.arch.widths)
@@ -191,6 +200,8 @@ def run_budget(job: dict[str, Any]) -> dict[str, Any]:
                    streams, seed)
     n = finetune(fixed, sample_batch, 1e9, FROM_SCRATCH_LR, max_steps=total_steps, log=log)
     results["fixed"] = _summary(fixed, spec, val, dev, time.monotonic() - t, n)
+    atomic_torch_save(frozen_checkpoint(fixed, spec, {"val_auc": results["fixed"]["val_auc"]}, {"method": "fixed"}),
+                      out_dir / f"fixed-{budget:g}.pt")
     log(f"fixed: {results['fixed']}")
 
     t = time.monotonic()
@@ -200,6 +211,8 @@ def run_budget(job: dict[str, Any]) -> dict[str, Any]:
     n2 = finetune(pruned, lambda s: sample_batch(5_000_000 + s), 1e9, config.finetune_lr,
                   max_steps=total_steps - n1, log=log)
     results["pruned"] = _summary(pruned, spec, val, dev, time.monotonic() - t, n1 + n2)
+    atomic_torch_save(frozen_checkpoint(pruned, spec, {"val_auc": results["pruned"]["val_auc"]}, {"method": "pruned"}),
+                      out_dir / f"pruned-{budget:g}.pt")
     log(f"pruned: {results['pruned']}")
     log_file.close()
     return results
