@@ -35,7 +35,8 @@ import numpy as np
 from vad.errors import InvalidInputError, MissingDependencyError, require
 
 BLOCK_SECONDS = 0.02  # PortAudio block size: 20 ms keeps latency low and callbacks cheap
-QUEUE_SECONDS = 120.0  # audio held while the processing thread catches up; more is dropped
+QUEUE_SECONDS = 30.0  # audio held while the processing thread catches up (then the callback waits)
+_FULL_QUEUE_WAIT_S = 0.05  # a callback facing a full queue re-checks for stop() this often
 _INT16_FULL_SCALE = 32768.0
 _SILENCE_DBFS = -120.0  # level reported for digital silence
 
@@ -188,12 +189,18 @@ class MicrophoneSource:
     is cut). ``read`` returns the next block, or None when the stream has ended and the
     queue is empty.
 
+    When the queue is full (the processing thread is ``queue_seconds`` behind) the
+    callback waits for room instead of dropping audio: a real device then overflows
+    (counted in ``overflows``), and a source faster than real time (a file played as a
+    virtual microphone) is paced by the processing, losing nothing. Blocks that arrive
+    while ``stop`` is under way are dropped and counted in ``dropped_samples``.
+
     Args:
         device: an ``InputDevice`` (see ``find_input_device``).
         sample_rate: capture rate in Hz (see ``choose_sample_rate``).
         max_samples: stop after this many samples (None: until ``stop``).
         block_samples: samples per callback (default ``BLOCK_SECONDS`` of audio).
-        queue_seconds: audio the queue may hold; blocks beyond it are dropped and counted.
+        queue_seconds: audio the queue may hold before the callback waits for room.
     """
 
     def __init__(
@@ -214,9 +221,10 @@ class MicrophoneSource:
         self.max_samples = max_samples
         self.samples_received = 0
         self.overflows = 0  # PortAudio input overflows (audio lost by the driver)
-        self.dropped_samples = 0  # samples dropped because the queue was full
+        self.dropped_samples = 0  # samples that arrived while stopping, with the queue full
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(queue_seconds * sample_rate / self.block_samples)))
         self._finished = threading.Event()
+        self._stopping = threading.Event()
         self._stream: Any = None
         self._sd = sounddevice()
 
@@ -227,11 +235,16 @@ class MicrophoneSource:
         if self.max_samples is not None:
             n = min(frames, self.max_samples - self.samples_received)
         if n > 0:
-            try:
-                self._queue.put_nowait(indata[:n, 0].copy())
-                self.samples_received += n
-            except queue.Full:
-                self.dropped_samples += n
+            block = indata[:n, 0].copy()
+            while True:
+                try:
+                    self._queue.put(block, timeout=_FULL_QUEUE_WAIT_S)
+                    self.samples_received += n
+                    break
+                except queue.Full:
+                    if self._stopping.is_set():
+                        self.dropped_samples += n
+                        break
         if self.max_samples is not None and self.samples_received >= self.max_samples:
             raise self._sd.CallbackStop
 
@@ -273,6 +286,7 @@ class MicrophoneSource:
 
     def stop(self) -> None:
         """Stop capturing (idempotent); blocks already queued can still be read."""
+        self._stopping.set()  # a callback waiting for queue room gives up
         stream, self._stream = self._stream, None
         if stream is not None:
             try:

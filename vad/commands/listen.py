@@ -121,6 +121,7 @@ class _Console:
             sys.stderr.write("\r\x1b[K")
             sys.stderr.flush()
             self._line_shown = False
+            self._last_draw = 0.0  # redraw at the next status, not a throttle period later
 
     def event(self, ev, clip_path: str | None) -> None:
         with self._lock:
@@ -246,7 +247,7 @@ def run(args) -> int:
     listener.raise_error()
     heard_s = listener.samples_processed / rate
     speech_s = listener.speech_samples / rate
-    lost = f", {source.dropped_samples / rate:.2f} s dropped (processing too slow)" if source.dropped_samples else ""
+    lost = f", {source.dropped_samples / rate:.2f} s dropped while stopping" if source.dropped_samples else ""
     console.message(
         f"vad listen: {'interrupted; ' if interrupted else ''}"
         f"{'stdout closed; ' if console.stdout_closed else ''}{heard_s:.2f} s of audio, "
