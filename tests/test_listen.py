@@ -28,7 +28,7 @@ from vad import labeling
 SHARED = REPO_ROOT.parent / "shared"
 VMIC_TEMPLATE = SHARED / "audio" / "vmic.asound.conf.in"
 SPEECH_FILE = "dev/pyannote_sample.flac"  # 30 s of conversational speech with pauses, 16 kHz
-CLIP_SECONDS = 20.0
+CLIP_SECONDS = 45.0  # longer than the capture queue (30 s): vmic outruns processing and is paced
 RATE = 16000
 FRAME_S = 0.01
 
@@ -47,7 +47,7 @@ needs_vmic = pytest.mark.skipif(
 def speech_int16(shared_data) -> np.ndarray:
     x, rate = sf.read(shared_data / SPEECH_FILE, dtype="int16")
     assert rate == RATE
-    return x[: int(CLIP_SECONDS * RATE)]
+    return np.concatenate([x, x[::-1]])[: int(CLIP_SECONDS * RATE)]  # reversed: same loudness, new timing
 
 
 @pytest.fixture()
