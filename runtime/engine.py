@@ -37,7 +37,7 @@ from vad.postprocess import PostprocessConfig, SegmentEvent, SegmentTracker
 
 # Frames per network call when block_frames=None, by backend (measured with `vad bench` on a
 # 2-core x86 machine, default-width model): numba has no per-call overhead worth batching
-# (~4 us per frame alone), onnxruntime costs ~50-100 us per call, so it gets 16-frame blocks
+# (~3 us for a one-frame call), onnxruntime costs ~25-100 us per call, so it gets 16-frame blocks
 # (160 ms latency) to bring it to ~5 us per frame.
 DEFAULT_BLOCK_FRAMES = {"numba": 1, "onnxruntime": 16}
 

@@ -10,16 +10,17 @@ Model resolution: ``VADModel()`` (or ``VADModel(None)``) loads the shipped defau
 
 Backends:
 
-* ``"onnxruntime"`` (the reference and the default): CPUExecutionProvider, ``intra_op_threads``
-  intra-op threads (1 by default), sequential execution.
+* ``"onnxruntime"`` (the reference): CPUExecutionProvider, ``intra_op_threads`` intra-op
+  threads (1 by default), sequential execution.
 * ``"numba"``: ``runtime.network.NumbaNetwork``, the same network in a numba kernel with the
-  weights read from the file; no per-call overhead, so it suits one-frame blocks. On load it
+  weights read from the file; ~1 us per call, so it suits one-frame blocks. On load it
   is checked against onnxruntime (max abs difference <= 1e-5 on a probe sequence, else
   ModelFileError). The onnxruntime session is still created (metadata, I/O checks, parity).
 * ``"auto"`` (the default): ``"numba"`` when the model's architecture is one it runs and
   it passes the parity probe, else ``"onnxruntime"``; ``VADModel.backend`` says which.
-  Measured (``vad bench``): numba runs a one-frame block in ~4 us, onnxruntime needs
-  ~50-100 us per call, i.e. blocks of 16+ frames (160 ms latency) to get near that.
+  Measured on this 2-core machine (default widths 32/32/32): numba runs a one-frame call
+  in ~3 us (1 us dispatch + 2 us per frame); onnxruntime needs ~25-100 us per call, i.e.
+  blocks of 16 frames (160 ms latency) to get to ~5 us per frame.
 """
 
 from __future__ import annotations
