@@ -56,7 +56,7 @@ def default_model_path() -> Path:
     path = Path(str(importlib.resources.files("models") / DEFAULT_MODEL_NAME))
     if not path.is_file():
         raise ModelFileError(
-            f"no default model shipped at {path}; pass a model file explicitly (e.g. StreamingVAD('model.onnx'))"
+            f"no default model shipped at {path}; pass a model file explicitly"
         )
     return path
 
