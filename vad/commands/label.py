@@ -87,7 +87,7 @@ def model_path_from_args(model_arg):
     try:
         return default_model_path()
     except ModelFileError as exc:
-        raise ModelFileError(f"{exc}; or name one with --model M") from exc
+        raise ModelFileError(f"{exc} with --model M") from exc
 
 
 def model_defaults(model_arg):
