@@ -210,7 +210,7 @@ def test_rerun_skips_existing_outputs_unless_overwrite(tmp_path, energy_model_pa
     out.write_text("sentinel\n")
     assert cli("label", path, "--model", energy_model_path) == 0
     assert out.read_text() == "sentinel\n"
-    assert "1 skipped" in capsys.readouterr().err
+    assert "1 skipped (output exists; --overwrite relabels)" in capsys.readouterr().err
     assert cli("label", path, "--model", energy_model_path, "--overwrite") == 0
     assert out.read_text().startswith("SPEAKER a 1 ")
     mask = os.umask(0o022)
@@ -247,7 +247,7 @@ def test_corrupt_files_are_reported_and_the_rest_finish(tmp_path, energy_model_p
     assert f"{tmp_path / 'in/b.wav'}: " in err
     assert "empty file (0 bytes)" in err
     assert f"{tmp_path / 'in/text.mp3'}: " in err
-    assert "2 labeled, 0 skipped (output exists; --overwrite relabels), 3 failed" in err
+    assert "2 labeled, 0 skipped, 3 failed" in err
     assert read_labels(tmp_path / "out/a.rttm") and good1 and good2
 
 

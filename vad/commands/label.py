@@ -135,7 +135,7 @@ def run(args) -> int:
         on_progress=on_progress,
     )
     progress.close()
-    _print_summary(summary, jobs)
+    _print_summary(summary, max(1, min(jobs, len(files))))
     return 1 if summary.failed else 0
 
 
@@ -144,8 +144,10 @@ def _print_summary(summary, jobs: int) -> None:
 
     audio_h = summary.audio_s / 3600
     rtf = summary.audio_s / summary.wall_s if summary.wall_s > 0 else 0.0
-    parts = [f"{summary.written} labeled", f"{summary.skipped} skipped (output exists; --overwrite relabels)"]
-    parts.append(f"{summary.failed} failed")
+    skipped = f"{summary.skipped} skipped"
+    if summary.skipped:
+        skipped += " (output exists; --overwrite relabels)"
+    parts = [f"{summary.written} labeled", skipped, f"{summary.failed} failed"]
     print(
         f"vad label: {', '.join(parts)}; {audio_h:.3f} h of audio in {summary.wall_s:.1f} s "
         f"({rtf:,.0f}x real time, {jobs} job{'s' if jobs != 1 else ''})",
