@@ -230,9 +230,10 @@ def plot(results: list[dict[str, Any]], extra: list[dict[str, Any]], path: Path)
         for method, marker in (("dynamic", "o-"), ("fixed", "s--"), ("pruned", "^:")):
             pts = sorted((r[method]["network_mflops"], r[method].get(key, math.nan)) for r in results)
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker, label=method)
-        for e in extra:
-            ax.plot([e["network_mflops"]], [e.get(key, math.nan)], "k*", markersize=11)
-            ax.annotate(e["name"], (e["network_mflops"], e.get(key, math.nan)), fontsize=8)
+        for e in extra:  # rows of `evaluate` (val AUC measured on their own cache's validation split)
+            value = e.get(key, e.get("metrics", {}).get(key, math.nan))
+            ax.plot([e["network_mflops"]], [value], "k*", markersize=11)
+            ax.annotate(e["name"], (e["network_mflops"], value), fontsize=8)
         ax.set_xlabel("network MFLOP/s")
         ax.set_ylabel("ROC-AUC")
         ax.set_title(title)
@@ -312,8 +313,23 @@ def main(argv: list[str] | None = None) -> int:
     bl.add_argument("--dev", default=str(DEFAULT_DEV_DIR) if DEFAULT_DEV_DIR.is_dir() else None)
     bl.add_argument("--extra", help="JSON list from `evaluate` to mark shipped models on the plot")
     bl.add_argument("-o", "--output", required=True)
+    rp = sub.add_parser("replot", help="redraw OUT_DIR/baselines.png, optionally marking shipped models")
+    rp.add_argument("output", help="the baselines OUT_DIR")
+    rp.add_argument("--extra", help="JSON list from `evaluate` to mark on the plot")
     args = parser.parse_args(argv)
+    if args.cmd == "replot":
+        return _replot(args)
     return _evaluate(args) if args.cmd == "evaluate" else _baselines(args)
+
+
+def _replot(args) -> int:
+    out_dir = Path(args.output)
+    report = json.loads((out_dir / "baselines.json").read_text())
+    if args.extra:
+        report["shipped_models"] = json.loads(Path(args.extra).read_text())
+        (out_dir / "baselines.json").write_text(json.dumps(report, indent=1))
+    plot(report["results"], report.get("shipped_models", []), out_dir / "baselines.png")
+    return 0
 
 
 if __name__ == "__main__":
