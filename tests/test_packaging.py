@@ -32,3 +32,48 @@ def test_cli_help_lists_every_command():
     text = build_parser().format_help()
     for name in COMMANDS:
         assert name in text
+
+
+def test_installed_wheel_ships_and_finds_the_default_model(tmp_path):
+    """`pip install .` puts models/*.onnx in the wheel; `vad label` run from another directory
+    finds the default model inside the installed package, not in the source checkout."""
+    import shutil
+    import zipfile
+
+    if not (REPO_ROOT / "models" / "default.onnx").is_file():
+        raise AssertionError("models/default.onnx is not shipped")
+    wheel_dir = tmp_path / "wheel"
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheel_dir),
+         str(REPO_ROOT)],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )
+    assert build.returncode == 0, build.stderr
+    (wheel,) = wheel_dir.glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "models/default.onnx" in names and "models/README.md" in names
+    site = tmp_path / "site"
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )
+    assert install.returncode == 0, install.stderr
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    shutil.copy(REPO_ROOT / "tests" / "data" / "demo.opus", work / "demo.opus")
+    env = {**__import__("os").environ, "PYTHONPATH": str(site)}
+    where = subprocess.run(
+        [sys.executable, "-c", "import runtime.model as m; print(m.default_model_path())"],
+        capture_output=True, text=True, timeout=300, cwd=work, env=env,
+    )
+    assert where.returncode == 0, where.stderr
+    assert where.stdout.strip().startswith(str(site)), where.stdout
+    label = subprocess.run(
+        [sys.executable, "-m", "vad", "label", "demo.opus", "--format", "json", "--jobs", "1"],
+        capture_output=True, text=True, timeout=300, cwd=work, env=env,
+    )
+    assert label.returncode == 0, label.stderr
+    import json
+
+    result = json.loads((work / "demo.json").read_text())
+    assert result["model"]["name"] and len(result["segments"]) >= 1
