@@ -31,8 +31,6 @@ gives the keyword arguments ``vad.modelmeta.ModelMetadata`` needs except ``postp
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -43,6 +41,7 @@ import torch
 
 from training.dynamic import WIDTH_NAMES, DynamicVAD, slice_into_frozen
 from training.model import ArchConfig, FrozenVAD, flops_per_frame
+from vad.atomicfile import atomic_output
 from vad.errors import ModelFileError
 from vad.features import FeatureSpec
 from vad.metrics import roc_auc
@@ -193,15 +192,8 @@ def finetune(
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output(path, "wb") as fh:
+        torch.save(obj, fh)
 
 
 def frozen_checkpoint(

@@ -33,8 +33,6 @@ Choices (measured on this machine, torch 2.13 / onnxruntime 1.32):
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -43,6 +41,7 @@ import torch
 
 from runtime.onnxproto import append_metadata_props, drop_initializer_inputs
 from training.model import FrozenVAD
+from vad.atomicfile import atomic_write_bytes
 from vad.errors import InvalidInputError, ModelFileError
 from vad.features import FeatureSpec
 from vad.modelmeta import FEATURES_INPUT, PROBABILITY_OUTPUT, STATE_OUT_SUFFIX, STATE_PREFIX, ModelMetadata
@@ -52,7 +51,6 @@ OPSET = 17
 ARCHITECTURE_NAME = "causal-dwconv-gru"  # same name training.consolidate writes
 STATE_NAMES = ("conv", "gru")
 EXAMPLE_FRAMES = 3
-_FILE_MODE = 0o644
 
 
 def build_metadata(
@@ -92,16 +90,7 @@ def build_metadata(
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; a model file is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(path, data)
 
 
 def onnx_bytes(model: FrozenVAD, metadata: ModelMetadata) -> bytes:

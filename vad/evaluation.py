@@ -577,14 +577,10 @@ def _figure_class():
 
 
 def _save_figure(fig: Any, path: str | os.PathLike) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        fig.savefig(tmp, format="png", dpi=110)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    from vad.atomicfile import atomic_output
+
+    with atomic_output(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=110)
 
 
 def plot_report(report: dict[str, Any], path: str | os.PathLike) -> None:

@@ -69,7 +69,6 @@ _GLOB_CHARS = frozenset("*?[")
 _PROBABILITY_DECIMALS = 4
 _TIME_DECIMALS = 6  # microseconds: exact for 8/16/32/48 kHz sample positions to the sample
 _HASH_BLOCK_BYTES = 1 << 20
-_DEFAULT_FILE_MODE = 0o666  # what open() creates, before the umask
 
 
 # --- results ------------------------------------------------------------------------------
@@ -476,18 +475,10 @@ def _label_one(loaded: _LoadedModel, job: _Job, opts: _BatchOptions) -> FileOutc
 
 
 def _write_output(path: Path, text: str) -> None:
-    """Atomic write (vad.labels), then the usual file mode (0666 minus the umask): the
-    temporary file it renames was created private (0600)."""
-    from vad.labels import atomic_write_text
+    """Atomic write with the usual file mode (vad.atomicfile)."""
+    from vad.atomicfile import atomic_write_text
 
     atomic_write_text(path, text)
-    os.chmod(path, _DEFAULT_FILE_MODE & ~_current_umask())
-
-
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _reason(exc: BaseException, path: Path) -> str:

@@ -33,14 +33,13 @@ import dataclasses
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from vad.atomicfile import atomic_write_text
 from vad.errors import InvalidInputError, LabelFormatError
 
 SPEECH_LABEL = "speech"
@@ -355,23 +354,7 @@ def read_labels(path: str | Path) -> list[Segment]:
 
 # --- writing ----------------------------------------------------------------------------
 
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write text to path via a temporary file in the same folder and os.replace."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(
-        dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+# atomic_write_text is re-exported here for callers of the label writers.
 
 
 def _t(x: float) -> str:

@@ -33,9 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     import json
-    import os
     import sys
-    import tempfile
     from pathlib import Path
 
     from runtime.bench import format_table, run_benchmarks
@@ -58,9 +56,8 @@ def run(args) -> int:
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"rows": rows, "seconds": args.seconds}, fh, indent=2)
-        os.replace(tmp, out)
+        from vad.atomicfile import atomic_write_text
+
+        atomic_write_text(out, json.dumps({"rows": rows, "seconds": args.seconds}, indent=2))
     failed = [r for r in rows if "error" in r and r["name"].startswith("ours")]
     return 1 if failed else 0

@@ -7,7 +7,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -73,23 +72,13 @@ def event_json(ev, clip_path: str | None = None) -> dict:
 
 
 def write_wav_atomic(path: Path, samples, sample_rate: int) -> None:
-    """Write int16 mono samples as a 16-bit wav via a temporary file and os.replace."""
+    """Write int16 mono samples as a 16-bit wav, atomically."""
     import soundfile as sf
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            sf.write(fh, samples, sample_rate, subtype="PCM_16", format="WAV")
-        mask = os.umask(0o022)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp creates the file private (0600)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from vad.atomicfile import atomic_output
+
+    with atomic_output(path, "wb") as fh:
+        sf.write(fh, samples, sample_rate, subtype="PCM_16", format="WAV")
 
 
 class _Console:
