@@ -62,7 +62,7 @@ import math
 import torch
 from torch import nn
 
-from training.model import ArchConfig, FrozenVAD, flops_per_frame
+from training.model import ArchConfig, FrozenVAD, add_layers, flops_per_frame
 
 EPS_L = 1e-3
 SIGMA_MOMENTUM = 0.05
@@ -180,14 +180,8 @@ class DynamicVAD(nn.Module):
         self.arch = arch
         mins = {name: 1 for name in WIDTH_NAMES}
         mins.update(min_widths or {})
-        c1, c2, h, k = arch.input_width, arch.conv_width, arch.gru_width, arch.conv_kernel_frames
-        self.register_buffer("feat_mean", torch.zeros(arch.n_features))
-        self.register_buffer("feat_std", torch.ones(arch.n_features))
-        self.inp = nn.Linear(arch.n_features, c1)
-        self.dw = nn.Conv1d(c1, c1, kernel_size=k, groups=c1)
-        self.pw = nn.Linear(c1, c2)
-        self.gru = nn.GRU(c2, h, batch_first=True)
-        self.out = nn.Linear(h, 1)
+        add_layers(self, arch)
+        c1, c2, h = arch.input_width, arch.conv_width, arch.gru_width
         self.widths = nn.ModuleDict(
             {
                 "input": DynamicWidth(c1, mins["input"]),

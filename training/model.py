@@ -88,20 +88,29 @@ def network_flops_per_second(arch: ArchConfig, frames_per_second: float) -> floa
     )
 
 
+def add_layers(module: nn.Module, arch: ArchConfig) -> None:
+    """Create the network's buffers and layers on ``module`` at ``arch``'s widths.
+
+    Shared by FrozenVAD and training.dynamic.DynamicVAD (at its maximum widths), so the two
+    have the same parameter names and shapes and consolidation is a plain slice.
+    """
+    c1, c2, h, k = arch.input_width, arch.conv_width, arch.gru_width, arch.conv_kernel_frames
+    module.register_buffer("feat_mean", torch.zeros(arch.n_features))
+    module.register_buffer("feat_std", torch.ones(arch.n_features))
+    module.inp = nn.Linear(arch.n_features, c1)
+    module.dw = nn.Conv1d(c1, c1, kernel_size=k, groups=c1)
+    module.pw = nn.Linear(c1, c2)
+    module.gru = nn.GRU(c2, h, batch_first=True)
+    module.out = nn.Linear(h, 1)
+
+
 class FrozenVAD(nn.Module):
     """The consolidated network at fixed widths (see module docstring)."""
 
     def __init__(self, arch: ArchConfig):
         super().__init__()
         self.arch = arch
-        c1, c2, h, k = arch.input_width, arch.conv_width, arch.gru_width, arch.conv_kernel_frames
-        self.register_buffer("feat_mean", torch.zeros(arch.n_features))
-        self.register_buffer("feat_std", torch.ones(arch.n_features))
-        self.inp = nn.Linear(arch.n_features, c1)
-        self.dw = nn.Conv1d(c1, c1, kernel_size=k, groups=c1)
-        self.pw = nn.Linear(c1, c2)
-        self.gru = nn.GRU(c2, h, batch_first=True)
-        self.out = nn.Linear(h, 1)
+        add_layers(self, arch)
 
     def initial_state(self, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
         a = self.arch
