@@ -52,6 +52,11 @@ def test_installed_wheel_ships_and_finds_the_default_model(tmp_path):
     (wheel,) = wheel_dir.glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "models/default.onnx" in names and "models/README.md" in names
+    # Every module of the source packages is in the wheel (an editable install in the test
+    # environment could otherwise supply a module the wheel lacks).
+    for package in ("vad", "runtime", "training", "models"):
+        for source in (REPO_ROOT / package).rglob("*.py"):
+            assert source.relative_to(REPO_ROOT).as_posix() in names, f"{source} missing from the wheel"
     site = tmp_path / "site"
     install = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
