@@ -452,3 +452,25 @@ def test_model_system_runs_the_streaming_runtime(tmp_path, energy_model_path):  
     assert rc == 0
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["systems"][system.name]["flops_per_second"] == pytest.approx(meta.total_flops_per_second)
+
+
+def test_pareto_reads_training_report_lists_and_method_tables(tmp_path):
+    """`python -m training.report` writes a list of runs (evaluate) and {"results": [...]}
+    with one object per method and budget (baselines); both give one point per run."""
+    import json
+
+    from vad.evaluation import collect_pareto
+
+    runs = tmp_path / "eval-all.json"
+    runs.write_text(json.dumps([
+        {"name": "a", "network_mflops": 1.0, "frontend_mflops": 1.5, "dev_auc": 0.9},
+        {"name": "b", "network_mflops": 2.0, "frontend_mflops": 1.5, "dev_auc": 0.95},
+    ]))
+    table = tmp_path / "baselines.json"
+    entry = {"network_mflops": 0.5, "frontend_mflops": 1.5, "val_auc": 0.8, "dev_auc": 0.85}
+    table.write_text(json.dumps({"results": [{"budget_mflops": 0.5, "dynamic": entry, "fixed": dict(entry, dev_auc=0.8)}]}))
+    points = {p["name"]: p for p in collect_pareto([runs, table])["points"]}
+    assert set(points) == {"a", "b", "dynamic@0.5", "fixed@0.5"}
+    assert points["b"]["mflops_per_second"] == pytest.approx(3.5)
+    assert points["dynamic@0.5"]["auc"] == pytest.approx(0.85)
+    assert points["fixed@0.5"]["mflops_per_second"] == pytest.approx(2.0)

@@ -151,6 +151,7 @@ def _summary(model: FrozenVAD, spec: FeatureSpec, val, dev, seconds: float, step
     out = {
         "widths": dict(model.arch.widths),
         "network_mflops": model.flops_per_second(spec.frames_per_second) / MFLOP,
+        "frontend_mflops": spec.flops_per_second() / MFLOP,
         "parameters": model.parameter_count(),
         "val_auc": evaluate_auc(model, val),
         "train_seconds": seconds,

@@ -689,6 +689,38 @@ def _find_flops(data: Any) -> float | None:
     return None
 
 
+def _run_records(data: Any, default_name: str):
+    """(name, auc, flops) of each run in a training report.
+
+    Accepted shapes: one run (an object with an accuracy and a FLOP figure), a list of runs
+    (``python -m training.report evaluate``), or ``{"results": [...]}`` whose entries hold
+    one object per method (``python -m training.report baselines``: dynamic/fixed/pruned at
+    each budget), named ``<method>@<budget>``.
+    """
+    if isinstance(data, list):
+        for i, item in enumerate(data):
+            yield from _run_records(item, f"{default_name}[{i}]")
+        return
+    if not isinstance(data, dict):
+        return
+    if isinstance(data.get("results"), list):
+        for i, item in enumerate(data["results"]):
+            yield from _run_records(item, f"{default_name}[{i}]")
+        return
+    auc, flops = _find_number(data, _ACCURACY_KEYS), _find_flops(data)
+    name = str(data.get("name") or data.get("run_name") or default_name)
+    methods = {k: v for k, v in data.items() if isinstance(v, dict) and _find_number(v, _ACCURACY_KEYS) is not None
+               and _find_flops(v) is not None}
+    if len(methods) > 1:
+        budget = data.get("budget_mflops")
+        for method, entry in methods.items():
+            label = f"{method}@{budget}" if budget is not None else f"{name}/{method}"
+            yield label, _find_number(entry, _ACCURACY_KEYS), _find_flops(entry)
+        return
+    if auc is not None and flops is not None:
+        yield name, auc, flops
+
+
 def collect_pareto(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
     """Points (name, MFLOP/s, AUC) from training-run reports and reference lines from eval reports.
 
@@ -723,15 +755,15 @@ def collect_pareto(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
                 else:
                     lines.append({"name": name, "auc": auc, "source": str(path)})
             continue
-        auc = _find_number(data, _ACCURACY_KEYS)
-        flops = _find_flops(data)
-        if auc is None or flops is None:
+        default_name = path.parent.name or path.stem
+        records = list(_run_records(data, default_name))
+        if not records:
             raise InvalidInputError(
                 f"{path}: found no accuracy ({'/'.join(_ACCURACY_KEYS)}) or FLOPs "
                 f"({'/'.join(k for k, _ in _FLOPS_KEYS + _NETWORK_FLOPS_KEYS)}) in this report"
             )
-        name = data.get("name") or data.get("run_name") or path.parent.name or path.stem
-        points.append({"name": str(name), "mflops_per_second": flops / 1e6, "auc": auc, "source": str(path)})
+        for name, auc, flops in records:
+            points.append({"name": name, "mflops_per_second": flops / 1e6, "auc": auc, "source": str(path)})
     if not points and not lines:
         raise InvalidInputError("no run reports given for --pareto")
     return {"points": points, "baselines": lines}
