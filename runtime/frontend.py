@@ -29,7 +29,7 @@ from numba import njit
 from rocket_fft import r2c
 
 from vad.errors import InvalidInputError
-from vad.features import FeatureSpec, hann_window, mel_filterbank
+from vad.features import FeatureSpec, hann_window, mel_filterbank, pcm_scale
 
 # Signed integer PCM is scaled by 1 / 2**(bits - 1), exactly like the numpy reference.
 _COMPILED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int16), np.dtype(np.int32))
@@ -226,7 +226,7 @@ class StreamingLogMel:
                 raise InvalidInputError(f"samples has a non-finite value ({samples[bad]}) at index {bad}")
             scale = 1.0
         elif dtype.kind == "i":
-            scale = 1.0 / float(-np.iinfo(dtype).min)
+            scale = pcm_scale(dtype)
             if dtype not in _COMPILED_DTYPES:  # int8 / int64: exact in float64 up to 2**53
                 samples = samples.astype(np.float64)
         else:

@@ -30,6 +30,7 @@ import soundfile
 import soxr
 
 from vad.errors import AudioFileError, InvalidInputError, StreamStateError
+from vad.features import as_float64_samples
 
 RESAMPLE_QUALITY = "HQ"  # soxr "high quality" (the data bundle used "VHQ"; HQ differs by < -100 dB)
 
@@ -48,29 +49,11 @@ def _check_rate(value: Any, name: str) -> int:
     return int(value)
 
 
-def _as_float64_samples(signal: Any, name: str) -> np.ndarray:
-    """1-D float64 samples; signed integer PCM scaled to [-1, 1) like vad.features.logmel."""
-    if not isinstance(signal, np.ndarray):
-        raise InvalidInputError(f"{name} must be a 1-D numpy array, got {type(signal).__name__}")
-    if signal.ndim != 1:
-        raise InvalidInputError(f"{name} must be 1-D (mono samples), got shape {signal.shape}")
-    if signal.dtype.kind == "i":
-        return signal.astype(np.float64) / float(-np.iinfo(signal.dtype).min)
-    if signal.dtype.kind != "f":
-        raise InvalidInputError(f"{name} must be float or signed integer PCM, got dtype {signal.dtype}")
-    out = np.ascontiguousarray(signal, dtype=np.float64)
-    finite = np.isfinite(out)
-    if not finite.all():
-        bad = int(np.flatnonzero(~finite)[0])
-        raise InvalidInputError(f"{name} has a non-finite sample ({out[bad]}) at index {bad}")
-    return out
-
-
 def resample(signal: np.ndarray, in_rate_hz: int, out_rate_hz: int) -> np.ndarray:
     """Resample a whole mono signal with soxr; returns float32 (a copy even when the rates agree)."""
     in_rate_hz = _check_rate(in_rate_hz, "in_rate_hz")
     out_rate_hz = _check_rate(out_rate_hz, "out_rate_hz")
-    x = _as_float64_samples(signal, "signal")
+    x = as_float64_samples(signal, "signal")
     if in_rate_hz == out_rate_hz or x.size == 0:
         n_out = x.size if in_rate_hz == out_rate_hz else 0
         return x[:n_out].astype(np.float32)
@@ -231,7 +214,7 @@ class StreamResampler:
         """Feed one chunk (1-D float or signed-integer PCM, any length); return new float32 output."""
         if self._flushed:
             raise StreamStateError("StreamResampler.process() after flush(); call reset() to start a new stream")
-        x = _as_float64_samples(chunk, "chunk")
+        x = as_float64_samples(chunk, "chunk")
         self.samples_in += x.size
         if self._stream is None:
             out = x.astype(np.float32)

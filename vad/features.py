@@ -24,6 +24,7 @@ Per-band normalisation (mean/std) is part of each trained network, not of the fr
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from typing import Any
@@ -208,18 +209,34 @@ def hann_window(spec: FeatureSpec) -> np.ndarray:
     return 0.5 - 0.5 * np.cos(2.0 * np.pi * n / spec.win_length_samples)
 
 
-def _validate_signal(signal: Any, name: str = "signal") -> np.ndarray:
+@functools.cache
+def pcm_scale(dtype: np.dtype) -> float:
+    """Factor that maps signed integer PCM of ``dtype`` to [-1, 1) (1.0 for floats).
+
+    int16 -> 1/32768, int32 -> 1/2**31: the one scaling rule of every front end.
+    """
+    dtype = np.dtype(dtype)
+    return 1.0 / float(-np.iinfo(dtype).min) if dtype.kind == "i" else 1.0
+
+
+def as_float64_samples(signal: Any, name: str = "signal") -> np.ndarray:
+    """Validated 1-D float64 samples; signed integer PCM scaled by ``pcm_scale``.
+
+    Raises InvalidInputError naming ``name`` for a non-array, a wrong shape or dtype, or a
+    non-finite sample (with its index).
+    """
     if not isinstance(signal, np.ndarray):
-        raise InvalidInputError(f"{name} must be a numpy array, got {type(signal).__name__}")
+        raise InvalidInputError(f"{name} must be a 1-D numpy array, got {type(signal).__name__}")
     if signal.ndim != 1:
         raise InvalidInputError(f"{name} must be 1-D (mono samples), got shape {signal.shape}")
     if signal.dtype.kind == "i":
-        return signal.astype(np.float64) / float(-np.iinfo(signal.dtype).min)
+        return signal.astype(np.float64) * pcm_scale(signal.dtype)
     if signal.dtype.kind != "f":
-        raise InvalidInputError(f"{name} must be float or integer PCM, got dtype {signal.dtype}")
-    out = signal.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(out)):
-        bad = int(np.flatnonzero(~np.isfinite(out))[0])
+        raise InvalidInputError(f"{name} must be float or signed integer PCM, got dtype {signal.dtype}")
+    out = np.ascontiguousarray(signal, dtype=np.float64)
+    finite = np.isfinite(out)
+    if not finite.all():
+        bad = int(np.flatnonzero(~finite)[0])
         raise InvalidInputError(f"{name} has a non-finite sample ({out[bad]}) at index {bad}")
     return out
 
@@ -230,7 +247,7 @@ def logmel(signal: np.ndarray, spec: FeatureSpec | None = None) -> np.ndarray:
     Integer PCM is scaled to [-1, 1). Returns float32 of shape (n_samples // hop, n_mels).
     """
     spec = spec or FeatureSpec()
-    x = _validate_signal(signal)
+    x = as_float64_samples(signal)
     n_frames = spec.n_frames(x.size)
     if n_frames == 0:
         return np.zeros((0, spec.n_mels), dtype=np.float32)
