@@ -39,6 +39,9 @@ from vad.postprocess import PostprocessConfig, SegmentEvent, SegmentTracker
 # 2-core x86 machine, default-width model): numba has no per-call overhead worth batching
 # (~3 us for a one-frame call), onnxruntime costs ~25-100 us per call, so it gets 16-frame blocks
 # (160 ms latency) to bring it to ~5 us per frame.
+# Chunk length process_signal feeds a whole signal in (bounds the per-call feature arrays).
+SIGNAL_CHUNK_SECONDS = 30.0
+
 DEFAULT_BLOCK_FRAMES = {"numba": 1, "onnxruntime": 16}
 
 
@@ -317,6 +320,30 @@ class StreamingVAD:
         events += self._tracker.flush()
         self._flushed = True
         return self._result(probs, events)
+
+    def process_signal(self, samples: np.ndarray, chunk_seconds: float = SIGNAL_CHUNK_SECONDS) -> StreamResult:
+        """Run a whole signal through the stream and flush it: every probability and event.
+
+        This is how files are labeled (batch labeling IS the streaming engine over a file);
+        the signal is fed in chunks of ``chunk_seconds`` so working memory stays bounded.
+        The result is identical to any other chunking (tested). Needs ``reset()`` afterwards.
+        """
+        if not isinstance(samples, np.ndarray):
+            raise InvalidInputError(f"samples must be a 1-D numpy array, got {type(samples).__name__}")
+        if not chunk_seconds > 0:
+            raise InvalidInputError(f"chunk_seconds={chunk_seconds!r}: must be > 0")
+        first = self.frames_processed
+        step = max(1, int(chunk_seconds * self.sample_rate))
+        results = [self.process(samples[i : i + step]) for i in range(0, samples.shape[0], step)]
+        results.append(self.flush())
+        return StreamResult(
+            np.concatenate([r.probabilities for r in results]),
+            first,
+            [ev for r in results for ev in r.events],
+            self.sample_rate,
+            self._hop,
+            self._model_rate,
+        )
 
     def __repr__(self) -> str:
         return (

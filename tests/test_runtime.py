@@ -88,6 +88,13 @@ def test_chunk_size_invariance_and_batch_equality(which, energy_model, random_mo
         np.testing.assert_array_equal(got[0], probs, err_msg=f"chunk {chunk}")
         np.testing.assert_array_equal(got[1], idx)
         assert got[3] == events, f"chunk {chunk}"
+    # process_signal (what file labeling and eval use): whole signal in bounded chunks + flush
+    for chunk_seconds in (0.37, 30.0):
+        vad.reset()
+        whole = vad.process_signal(audio, chunk_seconds=chunk_seconds)
+        np.testing.assert_array_equal(whole.probabilities, probs)
+        np.testing.assert_array_equal(whole.frame_indices, idx)
+        assert whole.events == events
     # the batch path: the same post-processing over the whole probability array
     batch = segments_from_probabilities(probs, 0.01, vad.config)
     ends_ = [e for e in events if e.kind == "end"]

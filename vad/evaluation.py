@@ -262,20 +262,14 @@ class ModelSystem:
     def score(self, audio: np.ndarray) -> SystemOutput:
         from runtime.engine import StreamingVAD
         from vad.baselines import map_scores_to_frames
+        from vad.labeling import events_to_segments
 
-        stream = StreamingVAD(model=self.model, sample_rate=EVAL_SAMPLE_RATE_HZ)
-        probs, events = [], []
-        for result in (stream.process(audio), stream.flush()):
-            probs.append(np.asarray(result.probabilities, dtype=np.float64))
-            events.extend(result.events)
-        p = np.concatenate(probs)
+        result = StreamingVAD(model=self.model, sample_rate=EVAL_SAMPLE_RATE_HZ).process_signal(audio)
+        p = result.probabilities.astype(np.float64)
         n_frames = audio.size // FRAME_HOP_SAMPLES
         if self._hop_eval_samples != FRAME_HOP_SAMPLES or p.size != n_frames:
             p = map_scores_to_frames(p, self._hop_eval_samples, n_frames, FRAME_HOP_SAMPLES)
-        segments = [
-            Segment(ev.start_s, ev.end_s, score=ev.mean_probability) for ev in events if ev.kind == "end"
-        ]
-        return SystemOutput(p, segments)
+        return SystemOutput(p, events_to_segments(result.events))
 
 
 # --- evaluation -----------------------------------------------------------------------------

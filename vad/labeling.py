@@ -64,7 +64,6 @@ FORMAT_SUFFIXES = {"rttm": ".rttm", "audacity": ".txt", "csv": ".csv", "json": "
 FORMATS = tuple(FORMAT_SUFFIXES)
 # Samples handed to the engine per call: large enough that per-call overhead vanishes,
 # small enough that the engine's per-call buffers stay a few MB.
-FEED_CHUNK_SECONDS = 30.0
 _GLOB_CHARS = frozenset("*?[")
 _PROBABILITY_DECIMALS = 4
 _TIME_DECIMALS = 6  # microseconds: exact for 8/16/32/48 kHz sample positions to the sample
@@ -196,7 +195,7 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _to_segments(events: Iterable[Any]) -> list[Segment]:
+def events_to_segments(events: Iterable[Any]) -> list[Segment]:
     """Completed segments (the engine's "end" events) as vad.labels.Segment."""
     from vad.labels import Segment
 
@@ -204,21 +203,11 @@ def _to_segments(events: Iterable[Any]) -> list[Segment]:
 
 
 def _run_stream(loaded: _LoadedModel, samples: np.ndarray, sample_rate: int, cfg: PostprocessConfig):
-    """Feed samples through a fresh StreamingVAD in large chunks, flush; (probs, events)."""
+    """The file's samples through a fresh StreamingVAD; (probabilities, events)."""
     from runtime.engine import StreamingVAD
 
-    vad = StreamingVAD(model=loaded.model, sample_rate=sample_rate, postprocess=cfg)
-    chunk = max(1, int(FEED_CHUNK_SECONDS * sample_rate))
-    probs: list[np.ndarray] = []
-    events: list[Any] = []
-    for start in range(0, samples.size, chunk):
-        res = vad.process(samples[start : start + chunk])
-        probs.append(np.asarray(res.probabilities, dtype=np.float32))
-        events.extend(res.events)
-    res = vad.flush()
-    probs.append(np.asarray(res.probabilities, dtype=np.float32))
-    events.extend(res.events)
-    return np.concatenate(probs) if probs else np.zeros(0, np.float32), events
+    result = StreamingVAD(model=loaded.model, sample_rate=sample_rate, postprocess=cfg).process_signal(samples)
+    return result.probabilities, result.events
 
 
 def _read_audio(path: Path) -> tuple[np.ndarray, int]:
@@ -283,7 +272,7 @@ def _label_with(loaded: _LoadedModel, path: Path, postprocess: PostprocessConfig
     probs, events = _run_stream(loaded, samples, rate, cfg)
     return LabelResult(
         path=path,
-        segments=tuple(_to_segments(events)),
+        segments=tuple(events_to_segments(events)),
         probabilities=probs,
         frame_hop_s=loaded.metadata.feature_spec.hop_s,
         duration_s=samples.size / rate,
