@@ -272,3 +272,25 @@ def test_permission_denied_reported_as_such(tmp_path, monkeypatch):
 
     monkeypatch.setattr("vad.audio.open", refuse, raising=False)
     _assert_audio_error(path, "permission denied")
+
+
+def test_allow_empty_reads_a_well_formed_zero_sample_file(tmp_path):
+    """A header-only file is an error by default and an empty signal with allow_empty=True;
+    a 0-byte file stays an error either way."""
+    import soundfile as sf
+
+    from vad.audio import load_audio
+    from vad.errors import AudioFileError
+
+    path = tmp_path / "empty.wav"
+    sf.write(path, np.zeros(0, dtype=np.float32), 22050)
+    with pytest.raises(AudioFileError, match="no audio samples"):
+        load_audio(path)
+    x, rate = load_audio(path, allow_empty=True)
+    assert x.shape == (0,) and x.dtype == np.float32 and rate == 22050
+    x, rate = load_audio(path, 16000, allow_empty=True)
+    assert x.shape == (0,) and rate == 16000
+    zero_bytes = tmp_path / "zero.wav"
+    zero_bytes.write_bytes(b"")
+    with pytest.raises(AudioFileError, match="0 bytes"):
+        load_audio(zero_bytes, allow_empty=True)

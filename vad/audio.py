@@ -87,7 +87,7 @@ def _truncation(info: str, frames_declared: int, frames_read: int, is_mp3: bool)
     return None
 
 
-def _read_file(path: Any) -> tuple[np.ndarray, int]:
+def _read_file(path: Any, allow_empty: bool = False) -> tuple[np.ndarray, int]:
     """Read all frames as float64 [n, channels] and the rate, or raise AudioFileError."""
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed below; gives clean OS error reasons
@@ -121,21 +121,25 @@ def _read_file(path: Any) -> tuple[np.ndarray, int]:
     why = _truncation(info, frames_declared, data.shape[0], is_mp3)
     if why:
         raise _fail(path, why)
-    if data.shape[0] == 0:
-        raise _fail(path, "contains no audio samples (empty)")
     if rate <= 0:
         raise _fail(path, f"declares an invalid sample rate ({rate} Hz)")
+    if data.shape[0] == 0 and not allow_empty:
+        raise _fail(path, "contains no audio samples (empty)")
     if not np.isfinite(data).all():
         raise _fail(path, "contains non-finite (NaN or infinite) samples")
     return data, int(rate)
 
 
-def load_audio(path: str | os.PathLike, target_rate_hz: int | None = None) -> tuple[np.ndarray, int]:
+def load_audio(
+    path: str | os.PathLike, target_rate_hz: int | None = None, allow_empty: bool = False
+) -> tuple[np.ndarray, int]:
     """Read an audio file as float32 mono samples in [-1, 1].
 
     Args:
         path: the file (WAV, FLAC, Ogg Vorbis/Opus, MP3, or any format libsndfile reads).
         target_rate_hz: resample to this rate (soxr); None keeps the file's own rate.
+        allow_empty: a well-formed file holding 0 samples gives an empty array instead of
+            an error (a 0-byte file is always an error: it is not a well-formed file).
 
     Returns:
         (samples, rate_hz): float32 1-D array (channels averaged) and its sample rate.
@@ -148,10 +152,12 @@ def load_audio(path: str | os.PathLike, target_rate_hz: int | None = None) -> tu
         raise InvalidInputError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     if target_rate_hz is not None:
         target_rate_hz = _check_rate(target_rate_hz, "target_rate_hz")
-    data, rate = _read_file(path)
+    data, rate = _read_file(path, allow_empty)
     mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)
     if target_rate_hz is None or target_rate_hz == rate:
         return mono.astype(np.float32), rate
+    if mono.size == 0:
+        return np.zeros(0, dtype=np.float32), target_rate_hz
     resampled = soxr.resample(mono, rate, target_rate_hz, quality=RESAMPLE_QUALITY)
     return resampled.astype(np.float32), target_rate_hz
 

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vad.errors import AudioFileError, InvalidInputError, VADError
+from vad.errors import InvalidInputError, VADError
 from vad.postprocess import PostprocessConfig
 
 if TYPE_CHECKING:
@@ -214,32 +214,12 @@ def _read_audio(path: Path) -> tuple[np.ndarray, int]:
     """Decode a whole file to float32 mono at its own rate (AudioFileError names the reason).
 
     A well-formed file with 0 samples ("empty audio") gives an empty array: it has no
-    speech, which is an answer, not an error. ``vad.audio.load_audio`` refuses such files,
-    so they are recognised here from their header.
+    speech, which is an answer, not an error.
     """
     from vad.audio import load_audio
 
-    try:
-        samples, rate = load_audio(path, None)
-    except AudioFileError:
-        rate = _empty_audio_rate(path)
-        if rate is None:
-            raise
-        return np.zeros(0, dtype=np.float32), rate
+    samples, rate = load_audio(path, None, allow_empty=True)
     return np.ascontiguousarray(samples, dtype=np.float32), int(rate)
-
-
-def _empty_audio_rate(path: Path) -> int | None:
-    """The sample rate of a readable audio file that holds 0 samples, else None."""
-    import soundfile as sf
-
-    try:
-        if path.stat().st_size == 0:
-            return None
-        info = sf.info(str(path))
-    except Exception:
-        return None
-    return int(info.samplerate) if info.frames == 0 and info.samplerate > 0 else None
 
 
 def label_file(
