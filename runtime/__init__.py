@@ -1,6 +1,7 @@
-"""Torch-free streaming runtime: numba log-mel front end + onnxruntime/numba inference."""
+"""Torch-free streaming engine (``vad.runtime``): numba log-mel front end + numba/onnxruntime
+inference + the shared post-processing. Builds on ``vad.core`` only."""
 
-from runtime.engine import SpeechEvent, StreamingVAD, StreamResult
-from runtime.model import VADModel
+from vad.runtime.engine import SpeechEvent, StreamingVAD, StreamResult
+from vad.runtime.model import VADModel
 
 __all__ = ["SpeechEvent", "StreamResult", "StreamingVAD", "VADModel"]

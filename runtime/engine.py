@@ -10,7 +10,7 @@
 
 Pipeline per stream: (resampler to the model's rate when the stream's rate differs) ->
 numba streaming log-mel front end built from the model's feature spec -> the network run
-on blocks of ``block_frames`` frames -> ``vad.postprocess.SegmentTracker`` (the one
+on blocks of ``block_frames`` frames -> ``vad.core.postprocess.SegmentTracker`` (the one
 post-processing implementation, shared with batch labeling).
 
 Timing: every frame ``i`` of the model covers model-rate samples ``[i*hop, (i+1)*hop)``;
@@ -21,7 +21,7 @@ Latency: a frame's probability is returned once the frame is complete and its bl
 ``block_frames`` frames is full: at most ``(block_frames - 1) * hop`` after the frame's last
 sample arrived, i.e. ``block_frames * hop`` after its first (``StreamingVAD.latency_ms``;
 10 ms with the default numba backend), plus the resampler's hold-back at other rates. Events come later by what the
-post-processing rules need (see ``vad.postprocess``).
+post-processing rules need (see ``vad.core.postprocess``).
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+from vad.runtime.model import DEFAULT_BACKEND, VADModel
 
-from runtime.model import DEFAULT_BACKEND, VADModel
-from vad.errors import InvalidInputError, StreamStateError
-from vad.postprocess import PostprocessConfig, SegmentEvent, SegmentTracker
+from vad.core.errors import InvalidInputError, StreamStateError
+from vad.core.postprocess import PostprocessConfig, SegmentEvent, SegmentTracker
 
 # Frames per network call when block_frames=None, by backend (measured with `vad bench` on a
 # 2-core x86 machine, default-width model): numba has no per-call overhead worth batching
@@ -161,8 +161,9 @@ class StreamingVAD:
         intra_op_threads: int = 1,
         backend: str = DEFAULT_BACKEND,
     ):
-        from runtime.frontend import StreamingLogMel
-        from vad.audio import StreamResampler
+        from vad.runtime.frontend import StreamingLogMel
+
+        from vad.core.audio import StreamResampler
 
         self.sample_rate = _check_rate(sample_rate, "sample_rate")
         if block_frames is not None and (

@@ -1,14 +1,14 @@
 """Streaming log-mel front end (numba): one feature frame per hop, O(1) work per frame.
 
 ``StreamingLogMel(spec)`` computes exactly the features of the numpy reference
-``vad.features.logmel`` (same framing, float64 arithmetic, float32 output), but from chunks
+``vad.core.features.logmel`` (same framing, float64 arithmetic, float32 output), but from chunks
 of any length that arrive one after another, e.g. from a microphone callback::
 
     frontend = StreamingLogMel(spec)          # compiles and warms up the kernels here
     for chunk in chunks:                      # any length, 0 and 1 included
         frames = frontend.process(chunk)      # float32 [n_new_frames, n_mels]
 
-Framing (see ``vad.features``): the stream starts with ``win - hop`` zeros of left padding,
+Framing (see ``vad.core.features``): the stream starts with ``win - hop`` zeros of left padding,
 and frame ``i`` is emitted by the call that delivers sample ``(i + 1) * hop - 1``. So after
 ``n`` samples in total, exactly ``n // hop`` frames have been emitted, whatever the chunking.
 
@@ -28,8 +28,8 @@ import rocket_fft  # noqa: F401  (registers the FFT overloads numba needs)
 from numba import njit
 from rocket_fft import r2c
 
-from vad.errors import InvalidInputError
-from vad.features import FeatureSpec, hann_window, mel_filterbank, pcm_scale
+from vad.core.errors import InvalidInputError
+from vad.core.features import FeatureSpec, hann_window, mel_filterbank, pcm_scale
 
 # Signed integer PCM is scaled by 1 / 2**(bits - 1), exactly like the numpy reference.
 _COMPILED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int16), np.dtype(np.int32))

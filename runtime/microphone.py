@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from vad.errors import InvalidInputError, MissingDependencyError, require
+from vad.core.errors import InvalidInputError, MissingDependencyError, require
 
 BLOCK_SECONDS = 0.02  # PortAudio block size: 20 ms keeps latency low and callbacks cheap
 QUEUE_SECONDS = 30.0  # audio held while the processing thread catches up (then the callback waits)

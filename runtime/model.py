@@ -5,8 +5,8 @@ instances (on many threads) can use one ``VADModel``; each stream keeps its own
 recurrent state, so results do not depend on who else uses the model.
 
 Model resolution: ``VADModel()`` (or ``VADModel(None)``) loads the shipped default,
-``models/default.onnx`` inside the installed ``models`` package
-(``importlib.resources.files("models")``); a str/Path loads that file.
+``models/default.onnx`` inside the installed ``vad.models`` package
+(``importlib.resources.files("vad.models")``); a str/Path loads that file.
 
 Backends:
 
@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vad.errors import InvalidInputError, ModelFileError
-from vad.features import FeatureSpec
-from vad.modelmeta import (
+from vad.core.errors import InvalidInputError, ModelFileError
+from vad.core.features import FeatureSpec
+from vad.core.modelmeta import (
     FEATURES_INPUT,
     PROBABILITY_OUTPUT,
     STATE_OUT_SUFFIX,
@@ -53,7 +53,7 @@ def default_model_path() -> Path:
 
     Raises ModelFileError when the package ships no default model.
     """
-    path = Path(str(importlib.resources.files("models") / DEFAULT_MODEL_NAME))
+    path = Path(str(importlib.resources.files("vad.models") / DEFAULT_MODEL_NAME))
     if not path.is_file():
         raise ModelFileError(
             f"no default model shipped at {path}; pass a model file explicitly"
@@ -62,8 +62,8 @@ def default_model_path() -> Path:
 
 
 def shipped_model_paths() -> list[Path]:
-    """All ``*.onnx`` files shipped in the ``models`` package (default first, then by name)."""
-    root = Path(str(importlib.resources.files("models")))
+    """All ``*.onnx`` files shipped in the ``vad.models`` package (default first, then by name)."""
+    root = Path(str(importlib.resources.files("vad.models")))
     paths = sorted(root.glob("*.onnx"), key=lambda p: (p.name != DEFAULT_MODEL_NAME, p.name))
     return paths
 
@@ -112,7 +112,7 @@ class VADModel:
         self._net = None
         self.parity_max_abs_diff: float | None = None
         if backend != "onnxruntime":
-            from runtime.network import ARCHITECTURE_NAME, PARITY_TOLERANCE, NumbaNetwork
+            from vad.runtime.network import ARCHITECTURE_NAME, PARITY_TOLERANCE, NumbaNetwork
 
             if backend == "auto" and self.metadata.architecture.get("name") != ARCHITECTURE_NAME:
                 self.backend = "onnxruntime"

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 from numba import njit
+from vad.runtime.onnxproto import read_initializers
 
-from runtime.onnxproto import read_initializers
-from vad.errors import ModelFileError
+from vad.core.errors import ModelFileError
 
 ARCHITECTURE_NAME = "causal-dwconv-gru"
 PARITY_TOLERANCE = 1e-5

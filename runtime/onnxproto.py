@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vad.errors import ModelFileError
+from vad.core.errors import ModelFileError
 
 MODEL_GRAPH = 7
 MODEL_METADATA_PROPS = 14

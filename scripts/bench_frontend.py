@@ -9,7 +9,7 @@ Prints, for the default FeatureSpec (or --spec-json), the cost of one 10 ms fram
 * the numba streaming front end fed hop-sized chunks (one ``process`` call per frame, the live case),
 * the same fed hop-sized chunks through ``process_into`` (no output allocation),
 * the same fed the whole signal as one chunk (kernel cost without per-call Python overhead),
-* the numpy reference ``vad.features.logmel`` on the whole signal.
+* the numpy reference ``vad.core.features.logmel`` on the whole signal.
 Each figure is the best of --repeats runs over --seconds of white noise.
 """
 
@@ -24,9 +24,9 @@ for _name in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "M
     os.environ.setdefault(_name, "1")
 
 import numpy as np  # noqa: E402
+from vad.runtime.frontend import StreamingLogMel  # noqa: E402
 
-from runtime.frontend import StreamingLogMel  # noqa: E402
-from vad.features import FeatureSpec, logmel  # noqa: E402
+from vad.core.features import FeatureSpec, logmel  # noqa: E402
 
 
 def _best_seconds(fn, repeats: int) -> float:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 # Mean natural-log mel power (over the 40 bands) at which the probability is about 0.5:
-# dev recordings measure about -16 in pauses and -12 .. -9 in speech (vad.features.logmel).
+# dev recordings measure about -16 in pauses and -12 .. -9 in speech (vad.core.features.logmel).
 ENERGY_THRESHOLD_LOG_MEL = -13.0
 _GRU_GAIN = 2.0  # h = tanh(gain * excess log-mel)
 _OUT_WEIGHT = 10.0  # probability = sigmoid(weight * h + bias)
@@ -28,8 +28,7 @@ _GATE_CLOSED_BIAS = -20.0  # update gate z ~ 0: the GRU forgets at once (h = n)
 def build_energy_vad():
     """A FrozenVAD (torch) whose probability tracks mean log-mel energy."""
     import torch
-
-    from training.model import ArchConfig, FrozenVAD
+    from vad.training.model import ArchConfig, FrozenVAD
 
     arch = ArchConfig(n_features=40, input_width=2, conv_width=2, gru_width=2, conv_kernel_frames=4)
     model = FrozenVAD(arch)
@@ -58,9 +57,10 @@ def build_energy_vad():
 
 def export_energy_model(path: str | Path, name: str = "energy-test") -> Path:
     """Export the energy-tracking model to ``path`` (one ONNX file with metadata)."""
-    from training.export import build_metadata, export_onnx
-    from vad.features import FeatureSpec
-    from vad.postprocess import PostprocessConfig
+    from vad.training.export import build_metadata, export_onnx
+
+    from vad.core.features import FeatureSpec
+    from vad.core.postprocess import PostprocessConfig
 
     model = build_energy_vad()
     metadata = build_metadata(model, FeatureSpec(), postprocess=PostprocessConfig(), name=name)

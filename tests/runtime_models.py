@@ -18,8 +18,7 @@ WEIGHT_GAIN = 2.5  # larger than PyTorch's default init, so probabilities use th
 
 def build_random_vad(seed: int = RANDOM_MODEL_SEED, gain: float = WEIGHT_GAIN, **widths):
     import torch
-
-    from training.model import ArchConfig, FrozenVAD
+    from vad.training.model import ArchConfig, FrozenVAD
 
     torch.manual_seed(seed)
     model = FrozenVAD(ArchConfig(**widths))
@@ -32,8 +31,9 @@ def build_random_vad(seed: int = RANDOM_MODEL_SEED, gain: float = WEIGHT_GAIN, *
 
 
 def export_random_model(path: str | Path, seed: int = RANDOM_MODEL_SEED, postprocess=None, name="random-test", **widths):
-    from training.export import build_metadata, export_onnx
-    from vad.features import FeatureSpec
+    from vad.training.export import build_metadata, export_onnx
+
+    from vad.core.features import FeatureSpec
 
     model = build_random_vad(seed, **widths)
     metadata = build_metadata(model, FeatureSpec(), postprocess=postprocess, name=name)

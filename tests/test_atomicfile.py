@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from vad.atomicfile import atomic_output, atomic_write_bytes, atomic_write_text
+from vad.core.atomicfile import atomic_output, atomic_write_bytes, atomic_write_text
 
 
 def test_writes_with_the_usual_mode(tmp_path):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from vad.audio import StreamResampler, load_audio, resample
-from vad.errors import AudioFileError, InvalidInputError, StreamStateError
+from vad.core.audio import StreamResampler, load_audio, resample
+from vad.core.errors import AudioFileError, InvalidInputError, StreamStateError
 
 RATE_HZ = 16000
 
@@ -270,7 +270,7 @@ def test_permission_denied_reported_as_such(tmp_path, monkeypatch):
     def refuse(file, *args, **kwargs):
         raise PermissionError(13, "Permission denied", os.fspath(file))
 
-    monkeypatch.setattr("vad.audio.open", refuse, raising=False)
+    monkeypatch.setattr("vad.core.audio.open", refuse, raising=False)
     _assert_audio_error(path, "permission denied")
 
 
@@ -279,8 +279,8 @@ def test_allow_empty_reads_a_well_formed_zero_sample_file(tmp_path):
     a 0-byte file stays an error either way."""
     import soundfile as sf
 
-    from vad.audio import load_audio
-    from vad.errors import AudioFileError
+    from vad.core.audio import load_audio
+    from vad.core.errors import AudioFileError
 
     path = tmp_path / "empty.wav"
     sf.write(path, np.zeros(0, dtype=np.float32), 22050)

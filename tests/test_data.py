@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from vad.training import augment, data, rooms
+from vad.training.augment import LabelRule
+from vad.training.data import CachedStreams, StreamOptions, build_cache, list_audio_files, split_files
+from vad.training.rooms import RoomSimOptions
 
-from training import augment, data, rooms
-from training.augment import LabelRule
-from training.data import CachedStreams, StreamOptions, build_cache, list_audio_files, split_files
-from training.rooms import RoomSimOptions
-from vad.errors import AudioFileError, InvalidInputError
-from vad.features import FeatureSpec
+from vad.core.errors import AudioFileError, InvalidInputError
+from vad.core.features import FeatureSpec
 
 SR = 16000
 HOP = 160
@@ -359,13 +359,13 @@ def test_reverberated_labels_follow_the_direct_sound(corpus):
 
 
 def test_teacher_scores_are_cached_and_mixed(corpus, tmp_path):
-    from vad.baselines import silero_onnx_path
+    from vad.apps.baselines import SileroBaseline, silero_onnx_path
 
     try:
         silero_onnx_path()
     except ImportError:
         pytest.skip("silero-vad (baselines extra) not installed")
-    out = _build(corpus, tmp_path / "t", minutes_train=0.25, minutes_val=0.1, teacher=True)
+    out = _build(corpus, tmp_path / "t", minutes_train=0.25, minutes_val=0.1, teacher=SileroBaseline)
     teacher = np.load(out / "train_teacher.npy")
     labels = np.load(out / "train_labels.npy")
     assert teacher.shape == labels.shape and teacher.dtype == np.float16

@@ -11,10 +11,9 @@ import pytest
 import soundfile as sf
 
 from tests.fixtures_models import energy_model_path  # noqa: F401 - pytest fixture
-from vad.baselines import SileroBaseline, WebRTCBaseline, make_baselines, map_scores_to_frames
-from vad.cli import main as cli_main
-from vad.errors import AudioFileError, InvalidInputError, LabelFormatError, MissingDependencyError
-from vad.evaluation import (
+from vad.apps.baselines import SileroBaseline, WebRTCBaseline, make_baselines, map_scores_to_frames
+from vad.apps.cli import main as cli_main
+from vad.apps.evaluation import (
     FRAME_HOP_SAMPLES,
     SystemOutput,
     collar_mask,
@@ -28,7 +27,8 @@ from vad.evaluation import (
     report_json,
     snr_from_name,
 )
-from vad.labels import Segment, write_labels
+from vad.core.errors import AudioFileError, InvalidInputError, LabelFormatError, MissingDependencyError
+from vad.core.labelfiles import Segment, write_labels
 
 RATE = 16000
 LEVEL = 0.5  # "speech" frames of the synthetic files are a constant at this level, silence is 0
@@ -306,7 +306,7 @@ def test_silero_does_not_import_torch_or_silero_package():
     code = (
         "import sys; sys.modules['torch'] = None\n"  # any torch import would fail
         "import numpy as np\n"
-        "from vad.baselines import SileroBaseline\n"
+        "from vad.apps.baselines import SileroBaseline\n"
         "p = SileroBaseline().frame_scores(np.zeros(16000, np.float32))\n"
         "assert p.shape == (100,), p.shape\n"
         "assert 'silero_vad' not in sys.modules\n"
@@ -421,9 +421,10 @@ def test_pareto(corpus, tmp_path):
 
 
 def test_model_system_runs_the_streaming_runtime(tmp_path, energy_model_path):  # noqa: F811
-    from runtime.engine import StreamingVAD
-    from vad.evaluation import ModelSystem
-    from vad.modelmeta import read_model_metadata
+    from vad.runtime.engine import StreamingVAD
+
+    from vad.apps.evaluation import ModelSystem
+    from vad.core.modelmeta import read_model_metadata
 
     rng = np.random.default_rng(3)
     x = (rng.standard_normal(4 * RATE) * 0.001).astype(np.float32)
@@ -455,11 +456,11 @@ def test_model_system_runs_the_streaming_runtime(tmp_path, energy_model_path):  
 
 
 def test_pareto_reads_training_report_lists_and_method_tables(tmp_path):
-    """`python -m training.report` writes a list of runs (evaluate) and {"results": [...]}
+    """`python -m vad.training.report` writes a list of runs (evaluate) and {"results": [...]}
     with one object per method and budget (baselines); both give one point per run."""
     import json
 
-    from vad.evaluation import collect_pareto
+    from vad.apps.evaluation import collect_pareto
 
     runs = tmp_path / "eval-all.json"
     runs.write_text(json.dumps([

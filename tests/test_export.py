@@ -14,12 +14,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from vad.training.export import OPSET, build_metadata, export_checkpoint, export_onnx  # noqa: E402
+
 from tests.runtime_models import build_random_vad, export_random_model, random_model_path  # noqa: E402, F401
-from training.export import OPSET, build_metadata, export_checkpoint, export_onnx  # noqa: E402
-from vad.errors import ModelFileError  # noqa: E402
-from vad.features import FeatureSpec, logmel  # noqa: E402
-from vad.modelmeta import METADATA_KEY, SCHEMA_KEY, SCHEMA_VERSION, read_model_metadata  # noqa: E402
-from vad.postprocess import PostprocessConfig  # noqa: E402
+from vad.core.errors import ModelFileError  # noqa: E402
+from vad.core.features import FeatureSpec, logmel  # noqa: E402
+from vad.core.modelmeta import METADATA_KEY, SCHEMA_KEY, SCHEMA_VERSION, read_model_metadata  # noqa: E402
+from vad.core.postprocess import PostprocessConfig  # noqa: E402
 
 PARITY = 1e-5
 REPO = Path(__file__).resolve().parents[1]
@@ -124,7 +125,7 @@ def test_metadata_round_trip(exported, model):
 
 
 def test_initializers_keep_state_dict_names_even_when_equal(tmp_path):
-    from runtime.onnxproto import read_initializers
+    from vad.runtime.onnxproto import read_initializers
 
     model = build_random_vad()
     with torch.no_grad():
@@ -145,7 +146,7 @@ def test_initializers_keep_state_dict_names_even_when_equal(tmp_path):
 
 
 def test_numba_backend_matches_onnxruntime(exported):
-    from runtime.model import VADModel
+    from vad.runtime.model import VADModel
 
     ref = VADModel(exported[0], backend="onnxruntime")
     fast = VADModel(exported[0], backend="numba")
@@ -161,7 +162,7 @@ def test_numba_backend_matches_onnxruntime(exported):
 
 
 def _edit_props(src: Path, dst: Path, props: dict[str, str] | None):
-    from runtime.onnxproto import append_metadata_props, fields
+    from vad.runtime.onnxproto import append_metadata_props, fields
 
     data = memoryview(src.read_bytes())
     kept = bytearray()
@@ -176,7 +177,7 @@ def _edit_props(src: Path, dst: Path, props: dict[str, str] | None):
 
 
 def _expect_model_error(path, match):
-    from runtime.model import VADModel
+    from vad.runtime.model import VADModel
 
     with pytest.raises(ModelFileError, match=match):
         read_model_metadata(path)
@@ -217,7 +218,7 @@ def test_newer_schema_and_malformed_metadata(exported, tmp_path):
 @pytest.fixture(scope="module")
 def trained():
     """A small FrozenVAD briefly trained (training.consolidate.finetune) to tell loud from quiet frames."""
-    from training.consolidate import finetune
+    from vad.training.consolidate import finetune
 
     model = build_random_vad(seed=11, gain=1.0, input_width=8, conv_width=8, gru_width=8)
     gen = torch.Generator().manual_seed(0)
@@ -238,7 +239,7 @@ def trained():
 
 @pytest.fixture(scope="module")
 def checkpoint(trained, tmp_path_factory):
-    from training.consolidate import atomic_torch_save, frozen_checkpoint
+    from vad.training.consolidate import atomic_torch_save, frozen_checkpoint
 
     path = tmp_path_factory.mktemp("ckpt") / "frozen.pt"
     ckpt = frozen_checkpoint(trained, FeatureSpec(), {"val_auc": 0.91}, {"config": {"budget": 1e6}, "data": "unit"})
@@ -285,7 +286,7 @@ def test_export_random_model_helper(tmp_path):
 
 
 def test_parity_on_real_recording(model, exported, shared_data):
-    from vad.audio import load_audio
+    from vad.core.audio import load_audio
 
     path = sorted((shared_data / "dev").glob("*.flac"))[0]
     audio, _rate = load_audio(path, 16000)

@@ -1,6 +1,6 @@
 """FeatureSpec, the mel filterbank, and parity of the three log-mel front ends.
 
-numpy reference (vad.features.logmel), torch batch (training.features.logmel_torch) and numba
+numpy reference (vad.core.features.logmel), torch batch (training.features.logmel_torch) and numba
 streaming (runtime.frontend.StreamingLogMel) must agree to <= 1e-4 on log-mel for synthetic and
 real audio, whatever the streaming chunk size.
 """
@@ -13,11 +13,11 @@ import sys
 
 import numpy as np
 import pytest
+from vad.runtime.frontend import StreamingLogMel
 
-from runtime.frontend import StreamingLogMel
 from tests.conftest import REPO_ROOT
-from vad.errors import InvalidFeatureSpecError, InvalidInputError
-from vad.features import FeatureSpec, logmel, mel_filterbank
+from vad.core.errors import InvalidFeatureSpecError, InvalidInputError
+from vad.core.features import FeatureSpec, logmel, mel_filterbank
 
 TOLERANCE = 1e-4
 CHUNK_SIZES = (1, 7, 160, 512, 4096, None)  # None = the whole signal in one call
@@ -137,7 +137,7 @@ def _stream(frontend: StreamingLogMel, signal: np.ndarray, chunk: int | None) ->
 
 def _torch(signal: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     torch = pytest.importorskip("torch")
-    from training.features import logmel_torch
+    from vad.training.features import logmel_torch
 
     out = logmel_torch(torch.from_numpy(signal), spec)
     assert out.dtype == torch.float32
@@ -229,7 +229,7 @@ def test_other_spec_streams_like_its_reference():
 
 def test_torch_batches_match_row_by_row():
     torch = pytest.importorskip("torch")
-    from training.features import logmel_torch
+    from vad.training.features import logmel_torch
 
     batch = np.random.default_rng(6).standard_normal((4, 4000)) * 0.2
     out = logmel_torch(torch.from_numpy(batch))
@@ -302,7 +302,7 @@ def test_streaming_rejects_a_non_spec():
 
 def test_reference_and_torch_reject_bad_input_naming_it():
     torch = pytest.importorskip("torch")
-    from training.features import logmel_torch
+    from vad.training.features import logmel_torch
 
     with pytest.raises(InvalidInputError, match="non-finite"):
         logmel(np.array([0.0, np.inf]))
@@ -324,7 +324,7 @@ def test_reference_and_torch_reject_bad_input_naming_it():
 
 
 def _real_clips(shared_data) -> dict[str, np.ndarray]:
-    from vad.audio import load_audio
+    from vad.core.audio import load_audio
 
     clips = {}
     for path in sorted((shared_data / "train" / "speech" / "librispeech-resemblyzer").glob("*.opus"))[:2]:
@@ -351,7 +351,7 @@ def test_three_front_ends_agree_on_real_speech(frontend, shared_data):
 
 
 def test_runtime_frontend_imports_without_torch():
-    code = "import sys; sys.modules['torch'] = None; import vad, runtime; import runtime.frontend, vad.audio"
+    code = "import sys; sys.modules['torch'] = None; import vad, runtime; import vad.runtime.frontend, vad.core.audio"
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr

@@ -1,4 +1,4 @@
-"""`vad label` and vad.labeling: discovery, naming, formats, skip/overwrite, errors, jobs.
+"""`vad label` and vad.apps.labeling: discovery, naming, formats, skip/overwrite, errors, jobs.
 
 Audio is synthesised in tmp_path (loud noise bursts in near-silence) and labelled with the
 energy-tracking test model, so these tests need neither the data bundle nor a trained model.
@@ -17,11 +17,11 @@ import pytest
 import soundfile as sf
 
 from tests.fixtures_models import energy_model_path  # noqa: F401 - pytest fixture
-from vad import labeling
-from vad.cli import main as vad_main
-from vad.errors import AudioFileError, InvalidInputError
-from vad.labels import read_labels
-from vad.postprocess import PostprocessConfig
+from vad.apps import labeling
+from vad.apps.cli import main as vad_main
+from vad.core.errors import AudioFileError, InvalidInputError
+from vad.core.labelfiles import read_labels
+from vad.core.postprocess import PostprocessConfig
 
 RATE = 16000
 HOP_S = 0.01
@@ -265,7 +265,7 @@ def test_permission_denied_is_reported(tmp_path, energy_model_path, capsys):  # 
 def test_permission_denied_is_reported_when_running_as_root_too(tmp_path, energy_model_path, monkeypatch, capsys):  # noqa: F811
     import builtins
 
-    import vad.audio
+    import vad.core.audio
 
     locked = write_audio(tmp_path / "locked.wav")
     other = write_audio(tmp_path / "other.wav")
@@ -275,7 +275,7 @@ def test_permission_denied_is_reported_when_running_as_root_too(tmp_path, energy
             raise PermissionError(13, "Permission denied", str(file))
         return builtins.open(file, *args, **kwargs)
 
-    monkeypatch.setattr(vad.audio, "open", fake_open, raising=False)
+    monkeypatch.setattr(vad.core.audio, "open", fake_open, raising=False)
     assert cli("label", locked, other, "--model", energy_model_path, "--jobs", "1") == 1
     assert f"{locked}: permission denied" in capsys.readouterr().err
     assert (tmp_path / "other.rttm").is_file()
@@ -310,8 +310,8 @@ def test_jobs_2_gives_the_same_outputs_as_jobs_1(tmp_path, energy_model_path):  
 
 
 def test_threshold_and_postprocess_options(tmp_path, energy_model_path):  # noqa: F811
-    from vad.cli import build_parser
-    from vad.commands.label import postprocess_from_args
+    from vad.apps.cli import build_parser
+    from vad.apps.commands.label import postprocess_from_args
 
     defaults = PostprocessConfig()
     args = build_parser().parse_args(["label", "x.wav", "--threshold", "0.8"])
@@ -377,9 +377,10 @@ def test_dev_folder_with_a_corrupt_file_round_trips_rttm(shared_data, tmp_path, 
 
 
 def test_label_with_the_shipped_default_model(shared_data, tmp_path, capsys):
-    from runtime.model import default_model_path
-    from vad.errors import ModelFileError
-    from vad.modelmeta import read_model_metadata
+    from vad.runtime.model import default_model_path
+
+    from vad.core.errors import ModelFileError
+    from vad.core.modelmeta import read_model_metadata
 
     try:
         model = default_model_path()

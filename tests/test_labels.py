@@ -8,8 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from vad.errors import InvalidInputError, LabelFormatError
-from vad.labels import (
+from vad.core.errors import InvalidInputError, LabelFormatError
+from vad.core.labelfiles import (
     Segment,
     frames_to_segments,
     merge_segments,

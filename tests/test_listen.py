@@ -23,7 +23,7 @@ import soundfile as sf
 
 from tests.conftest import REPO_ROOT
 from tests.fixtures_models import energy_model_path  # noqa: F401 - pytest fixture
-from vad import labeling
+from vad.apps import labeling
 
 SHARED = REPO_ROOT.parent / "shared"
 VMIC_TEMPLATE = SHARED / "audio" / "vmic.asound.conf.in"
@@ -193,8 +193,9 @@ class _FakeSource:
 
 
 def test_speech_listener_matches_label_file(tmp_path, energy_model_path):  # noqa: F811
-    from runtime.engine import StreamingVAD
-    from runtime.microphone import SpeechListener
+    from vad.runtime.engine import StreamingVAD
+    from vad.runtime.microphone import SpeechListener
+
     from tests.test_label_cli import speechlike
 
     x = (speechlike() * 32767).astype(np.int16)
@@ -224,7 +225,7 @@ def test_speech_listener_matches_label_file(tmp_path, energy_model_path):  # noq
 
 
 def test_speech_clip_buffer_keeps_open_segments():
-    from runtime.microphone import SpeechClipBuffer
+    from vad.runtime.microphone import SpeechClipBuffer
 
     buf = SpeechClipBuffer(lookback_samples=10)
     data = np.arange(100, dtype=np.int16)
@@ -240,7 +241,7 @@ def test_speech_clip_buffer_keeps_open_segments():
 
 
 def test_level_dbfs():
-    from runtime.microphone import level_dbfs
+    from vad.runtime.microphone import level_dbfs
 
     assert level_dbfs(np.zeros(160, np.int16)) == -120.0
     full = np.full(160, 32767, np.int16)
@@ -249,9 +250,10 @@ def test_level_dbfs():
 
 
 def test_live_line_and_event_json():
-    from runtime.engine import SpeechEvent
-    from runtime.microphone import LiveStatus
-    from vad.commands.listen import event_json, live_line
+    from vad.runtime.engine import SpeechEvent
+    from vad.runtime.microphone import LiveStatus
+
+    from vad.apps.commands.listen import event_json, live_line
 
     line = live_line(LiveStatus(t_s=65.5, level_dbfs=-30.0, probability=0.87, speaking=True))
     assert "1:05.500" in line and "-30.0 dBFS" in line and "p=0.87" in line and "SPEECH" in line
@@ -322,7 +324,7 @@ class _FakeSD:
 
 @pytest.fixture()
 def fake_sd(monkeypatch):
-    from runtime import microphone
+    from vad.runtime import microphone
 
     sd = _FakeSD()
     monkeypatch.setattr(microphone, "sounddevice", lambda: sd)
@@ -330,7 +332,7 @@ def fake_sd(monkeypatch):
 
 
 def test_find_input_device_by_id_name_and_default(fake_sd):
-    from runtime.microphone import find_input_device, format_device_list, list_input_devices
+    from vad.runtime.microphone import find_input_device, format_device_list, list_input_devices
 
     devices = list_input_devices()
     assert [d.index for d in devices] == [0, 1]  # output-only devices are not listed
@@ -339,7 +341,7 @@ def test_find_input_device_by_id_name_and_default(fake_sd):
     assert find_input_device("usb").name == "USB mic 48k"  # unique part of a name, any case
     table = format_device_list(devices)
     assert "*  1  USB mic 48k (ALSA, 1 in, 48000 Hz)" in table
-    from vad.errors import InvalidInputError
+    from vad.core.errors import InvalidInputError
 
     with pytest.raises(InvalidInputError, match=r"no input device with id 3(.|\n)*USB mic 48k"):
         find_input_device(3)
@@ -348,8 +350,9 @@ def test_find_input_device_by_id_name_and_default(fake_sd):
 
 
 def test_choose_sample_rate_falls_back_to_the_native_rate(fake_sd):
-    from runtime.microphone import choose_sample_rate, find_input_device
-    from vad.errors import InvalidInputError
+    from vad.runtime.microphone import choose_sample_rate, find_input_device
+
+    from vad.core.errors import InvalidInputError
 
     usb = find_input_device("USB")
     assert choose_sample_rate(usb, 16000) == 48000  # the runtime resamples 48 -> 16 kHz
@@ -359,8 +362,9 @@ def test_choose_sample_rate_falls_back_to_the_native_rate(fake_sd):
 
 
 def test_no_devices_at_all(fake_sd, monkeypatch):
-    from runtime.microphone import find_input_device
-    from vad.errors import InvalidInputError
+    from vad.runtime.microphone import find_input_device
+
+    from vad.core.errors import InvalidInputError
 
     monkeypatch.setattr(fake_sd, "query_devices", lambda: [])
     with pytest.raises(InvalidInputError, match="no audio input device found"):
@@ -368,9 +372,10 @@ def test_no_devices_at_all(fake_sd, monkeypatch):
 
 
 def test_speech_listener_refuses_a_rate_mismatch(energy_model_path):  # noqa: F811
-    from runtime.engine import StreamingVAD
-    from runtime.microphone import SpeechListener
-    from vad.errors import InvalidInputError
+    from vad.runtime.engine import StreamingVAD
+    from vad.runtime.microphone import SpeechListener
+
+    from vad.core.errors import InvalidInputError
 
     with pytest.raises(InvalidInputError, match="48000 Hz but the source delivers 16000 Hz"):
         SpeechListener(_FakeSource(np.zeros(10, np.int16), 5), StreamingVAD(model=energy_model_path, sample_rate=48000))

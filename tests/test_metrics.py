@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from vad.errors import InvalidInputError
-from vad.labels import Segment
-from vad.metrics import (
+from vad.core.errors import InvalidInputError
+from vad.core.labelfiles import Segment
+from vad.core.metrics import (
     ConfusionCounts,
     boundary_delays,
     confusion_counts,

@@ -9,25 +9,25 @@ from tests.conftest import REPO_ROOT
 
 
 def _run_without_torch(code: str) -> subprocess.CompletedProcess:
-    prelude = "import sys; sys.modules['torch'] = None; sys.modules['training'] = None\n"
+    prelude = "import sys; sys.modules['torch'] = None; sys.modules['vad.training'] = None\n"
     return subprocess.run(
         [sys.executable, "-c", prelude + code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
     )
 
 
 def test_vad_and_runtime_import_without_torch():
-    result = _run_without_torch("import vad, runtime, vad.features, vad.modelmeta, vad.postprocess")
+    result = _run_without_torch("import vad, vad.runtime, vad.core.features, vad.core.modelmeta, vad.core.postprocess")
     assert result.returncode == 0, result.stderr
 
 
 def test_cli_parser_builds_without_torch():
-    result = _run_without_torch("from vad.cli import build_parser; build_parser().format_help()")
+    result = _run_without_torch("from vad.apps.cli import build_parser; build_parser().format_help()")
     assert result.returncode == 0, result.stderr
 
 
 def test_cli_help_lists_every_command():
-    from vad.cli import build_parser
-    from vad.commands import COMMANDS
+    from vad.apps.cli import build_parser
+    from vad.apps.commands import COMMANDS
 
     text = build_parser().format_help()
     for name in COMMANDS:
@@ -51,12 +51,16 @@ def test_installed_wheel_ships_and_finds_the_default_model(tmp_path):
     assert build.returncode == 0, build.stderr
     (wheel,) = wheel_dir.glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "models/default.onnx" in names and "models/README.md" in names
+    assert "vad/models/default.onnx" in names and "vad/models/README.md" in names
+    # one import root: nothing generic (runtime/, training/, models/) at the top of site-packages
+    assert {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} == {"vad"}
     # Every module of the source packages is in the wheel (an editable install in the test
     # environment could otherwise supply a module the wheel lacks).
-    for package in ("vad", "runtime", "training", "models"):
-        for source in (REPO_ROOT / package).rglob("*.py"):
-            assert source.relative_to(REPO_ROOT).as_posix() in names, f"{source} missing from the wheel"
+    for folder, installed in (("vad", "vad"), ("runtime", "vad/runtime"), ("training", "vad/training"),
+                              ("models", "vad/models")):
+        for source in (REPO_ROOT / folder).rglob("*.py"):
+            inside = f"{installed}/{source.relative_to(REPO_ROOT / folder).as_posix()}"
+            assert inside in names, f"{source} missing from the wheel (as {inside})"
     site = tmp_path / "site"
     install = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
@@ -68,7 +72,7 @@ def test_installed_wheel_ships_and_finds_the_default_model(tmp_path):
     shutil.copy(REPO_ROOT / "tests" / "data" / "demo.opus", work / "demo.opus")
     env = {**__import__("os").environ, "PYTHONPATH": str(site)}
     where = subprocess.run(
-        [sys.executable, "-c", "import runtime.model as m; print(m.default_model_path())"],
+        [sys.executable, "-c", "import vad.runtime.model as m; print(m.default_model_path())"],
         capture_output=True, text=True, timeout=300, cwd=work, env=env,
     )
     assert where.returncode == 0, where.stderr

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vad.errors import InvalidInputError, StreamStateError
-from vad.postprocess import (
+from vad.core.errors import InvalidInputError, StreamStateError
+from vad.core.postprocess import (
     PostprocessConfig,
     SegmentTracker,
     segments_from_events,

@@ -14,8 +14,8 @@ import pytest
 
 from tests.fixtures_models import energy_model_path  # noqa: F401
 from tests.runtime_models import random_model_path  # noqa: F401
-from vad.errors import InvalidInputError, ModelFileError, StreamStateError
-from vad.postprocess import PostprocessConfig, segments_from_probabilities
+from vad.core.errors import InvalidInputError, ModelFileError, StreamStateError
+from vad.core.postprocess import PostprocessConfig, segments_from_probabilities
 
 REPO = Path(__file__).resolve().parents[1]
 RATE = 16000
@@ -56,21 +56,21 @@ def run_stream(vad, audio, chunk):
 
 @pytest.fixture(scope="module")
 def energy_model(energy_model_path):  # noqa: F811
-    from runtime.model import VADModel
+    from vad.runtime.model import VADModel
 
     return VADModel(energy_model_path)
 
 
 @pytest.fixture(scope="module")
 def random_model(random_model_path):  # noqa: F811
-    from runtime.model import VADModel
+    from vad.runtime.model import VADModel
 
     return VADModel(random_model_path)
 
 
 @pytest.mark.parametrize("which", ["energy", "random"])
 def test_chunk_size_invariance_and_batch_equality(which, energy_model, random_model):
-    from runtime.engine import StreamingVAD
+    from vad.runtime.engine import StreamingVAD
 
     model = energy_model if which == "energy" else random_model
     audio = bursts(4.0)
@@ -105,8 +105,9 @@ def test_chunk_size_invariance_and_batch_equality(which, energy_model, random_mo
 
 def test_equals_batch_labeling_of_a_file(energy_model, tmp_path):
     sf = pytest.importorskip("soundfile")
-    from runtime.engine import StreamingVAD
-    from vad.labeling import label_file
+    from vad.runtime.engine import StreamingVAD
+
+    from vad.apps.labeling import label_file
 
     audio = bursts(5.0, seed=3)
     path = tmp_path / "a.wav"
@@ -120,8 +121,8 @@ def test_equals_batch_labeling_of_a_file(energy_model, tmp_path):
 
 
 def test_backends_agree(random_model_path):  # noqa: F811
-    from runtime.engine import StreamingVAD
-    from runtime.model import VADModel
+    from vad.runtime.engine import StreamingVAD
+    from vad.runtime.model import VADModel
 
     audio = bursts(3.0, seed=5)
     ref = run_stream(StreamingVAD(VADModel(random_model_path, backend="onnxruntime"), RATE), audio, 320)
@@ -143,14 +144,14 @@ def test_backends_agree(random_model_path):  # noqa: F811
 
 @pytest.mark.parametrize("rate", [8000, 16000, 22050, 44100, 48000])
 def test_sample_rates(rate, energy_model):
-    from runtime.engine import StreamingVAD
+    from vad.runtime.engine import StreamingVAD
 
     seconds = 4.0
     audio16 = bursts(seconds, seed=11)
     if rate == RATE:
         audio = audio16
     else:
-        from vad.audio import resample
+        from vad.core.audio import resample
 
         audio = (np.clip(resample(audio16.astype(np.float32) / 32768, RATE, rate), -1, 1) * 32767).astype(np.int16)
     vad = StreamingVAD(energy_model, rate, postprocess=FAST_PP)
@@ -174,7 +175,7 @@ def test_sample_rates(rate, energy_model):
 
 
 def test_shared_model_across_threads(random_model, energy_model):
-    from runtime.engine import StreamingVAD
+    from vad.runtime.engine import StreamingVAD
 
     for model in (random_model, energy_model):
         signals = [bursts(2.0, seed=100 + k) for k in range(8)]
@@ -198,8 +199,8 @@ def test_shared_model_across_threads(random_model, energy_model):
 
 
 def test_onnxruntime_backend_shared_across_threads(random_model_path):  # noqa: F811
-    from runtime.engine import StreamingVAD
-    from runtime.model import VADModel
+    from vad.runtime.engine import StreamingVAD
+    from vad.runtime.model import VADModel
 
     model = VADModel(random_model_path, backend="onnxruntime")
     signals = [bursts(1.5, seed=200 + k) for k in range(8)]
@@ -219,7 +220,7 @@ def test_onnxruntime_backend_shared_across_threads(random_model_path):  # noqa: 
 
 
 def test_bad_input_leaves_the_stream_valid(energy_model):
-    from runtime.engine import StreamingVAD
+    from vad.runtime.engine import StreamingVAD
 
     audio = bursts(2.0, seed=9)
     clean = run_stream(StreamingVAD(energy_model, RATE, postprocess=FAST_PP), audio, 800)
@@ -253,7 +254,7 @@ def test_bad_input_leaves_the_stream_valid(energy_model):
 
 
 def test_tiny_chunks_and_options(energy_model):
-    from runtime.engine import StreamingVAD
+    from vad.runtime.engine import StreamingVAD
 
     vad = StreamingVAD(energy_model, RATE)
     assert vad.process(np.zeros(0, np.int16)).probabilities.size == 0
@@ -276,7 +277,7 @@ def _rss_mb() -> float:
 
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs /proc for RSS")
 def test_one_hour_stream_memory_and_timestamps(energy_model):
-    from runtime.engine import StreamingVAD
+    from vad.runtime.engine import StreamingVAD
 
     rate = 48000
     chunk_s = 10
@@ -311,8 +312,8 @@ def test_one_hour_stream_memory_and_timestamps(energy_model):
 
 def test_runtime_imports_and_runs_without_torch(random_model_path):  # noqa: F811
     code = (
-        "import sys; sys.modules['torch'] = None; import numpy as np; import runtime; "
-        f"v = runtime.StreamingVAD({str(random_model_path)!r}); "
+        "import sys; sys.modules['torch'] = None; import numpy as np; import vad.runtime; "
+        f"v = vad.runtime.StreamingVAD({str(random_model_path)!r}); "
         "r = v.process(np.zeros(1600, np.int16)); assert r.probabilities.size == 10; "
         "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]"
     )
@@ -321,14 +322,14 @@ def test_runtime_imports_and_runs_without_torch(random_model_path):  # noqa: F81
 
 
 def test_default_model():
-    from runtime.model import DEFAULT_MODEL_NAME, default_model_path
+    from vad.runtime.model import DEFAULT_MODEL_NAME, default_model_path
 
     shipped = REPO / "models" / DEFAULT_MODEL_NAME
     if not shipped.is_file():
         with pytest.raises(ModelFileError, match="no default model"):
             default_model_path()
         pytest.skip("models/default.onnx is not shipped yet")
-    code = "import sys; sys.modules['torch'] = None; import runtime; runtime.StreamingVAD()"
+    code = "import sys; sys.modules['torch'] = None; import vad.runtime; vad.runtime.StreamingVAD()"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
     assert run.returncode == 0, run.stderr
 
@@ -350,7 +351,7 @@ def test_bench_cli(random_model_path, tmp_path):  # noqa: F811
 
 def test_bench_names_the_baselines_extra_when_missing():
     code = (
-        "import sys; sys.modules['webrtcvad'] = None; from runtime.bench import bench_webrtc; bench_webrtc(0.1)"
+        "import sys; sys.modules['webrtcvad'] = None; from vad.apps.benchmark import bench_webrtc; bench_webrtc(0.1)"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert run.returncode != 0
@@ -361,9 +362,10 @@ def test_bench_names_the_baselines_extra_when_missing():
 def test_real_recording_invariance_and_batch_labeling(rate, energy_model, tmp_path):
     """The shipped demo recording (speech + ambience): every chunking and the file labeler agree."""
     sf = pytest.importorskip("soundfile")
-    from runtime.engine import StreamingVAD
-    from vad.audio import load_audio
-    from vad.labeling import label_file
+    from vad.runtime.engine import StreamingVAD
+
+    from vad.apps.labeling import label_file
+    from vad.core.audio import load_audio
 
     demo = REPO / "tests" / "data" / "demo.opus"
     if not demo.is_file():

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from vad.training.consolidate import fit_widths_to_budget, load_consolidated, widths_flops_per_frame
+from vad.training.model import ArchConfig, FrozenVAD
+from vad.training.train import DataConfig, TrainConfig, run
 
-from training.consolidate import fit_widths_to_budget, load_consolidated, widths_flops_per_frame
-from training.model import ArchConfig, FrozenVAD
-from training.train import DataConfig, TrainConfig, run
-from vad.cli import main
-from vad.features import FeatureSpec
+from vad.apps.cli import main
+from vad.core.features import FeatureSpec
 
 SR = 16000
 
@@ -42,7 +42,7 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def _independent_flops_per_frame(model: FrozenVAD) -> float:
-    """FLOPs of one frame counted from the parameter shapes (not from training.model)."""
+    """FLOPs of one frame counted from the parameter shapes (not from vad.training.model)."""
     f = model.feat_mean.numel()
     total = 2 * f  # (x - mean) / std
     for lin in (model.inp, model.pw):
@@ -124,7 +124,7 @@ def test_cli_bad_input_gives_clear_errors(corpus, tmp_path, capsys):
 
 
 def test_magnitude_prune_keeps_largest_channels():
-    from training.report import magnitude_prune
+    from vad.training.report import magnitude_prune
 
     torch.manual_seed(0)
     full = FrozenVAD(ArchConfig(input_width=8, conv_width=6, gru_width=5)).eval()

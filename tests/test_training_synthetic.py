@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from training.dynamic import DynamicVAD, DynamicWidth
-from training.model import ArchConfig
+from vad.training.dynamic import DynamicVAD, DynamicWidth
+from vad.training.model import ArchConfig
 
 N_INPUTS = 16
 ALPHA = 0.3
@@ -91,7 +90,7 @@ def test_noise_injection_matches_the_rule():
 
 
 def test_dynamic_vad_equals_its_consolidation_and_gradient_reaches_widths():
-    from training.dynamic import slice_into_frozen
+    from vad.training.dynamic import slice_into_frozen
 
     torch.manual_seed(0)
     model = DynamicVAD(ArchConfig(input_width=12, conv_width=10, gru_width=9))

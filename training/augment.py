@@ -29,7 +29,7 @@ import dataclasses
 
 import numpy as np
 
-from vad.errors import InvalidInputError
+from vad.core.errors import InvalidInputError
 
 
 @dataclasses.dataclass(frozen=True)

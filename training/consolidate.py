@@ -25,7 +25,7 @@ checkpoint (``kind == "vad-frozen"``) holds::
     search_history (one dict per evaluation: step, widths, MFLOP/s, val AUC, alpha)
 
 ``load_consolidated(path) -> (FrozenVAD, info)`` reads it back; ``metadata_fields(info)``
-gives the keyword arguments ``vad.modelmeta.ModelMetadata`` needs except ``postprocess``.
+gives the keyword arguments ``vad.core.modelmeta.ModelMetadata`` needs except ``postprocess``.
 """
 
 from __future__ import annotations
@@ -38,13 +38,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from vad.training.dynamic import WIDTH_NAMES, DynamicVAD, slice_into_frozen
+from vad.training.model import ArchConfig, FrozenVAD, flops_per_frame
 
-from training.dynamic import WIDTH_NAMES, DynamicVAD, slice_into_frozen
-from training.model import ArchConfig, FrozenVAD, flops_per_frame
-from vad.atomicfile import atomic_output
-from vad.errors import ModelFileError
-from vad.features import FeatureSpec
-from vad.metrics import roc_auc
+from vad.core.atomicfile import atomic_output
+from vad.core.errors import ModelFileError
+from vad.core.features import FeatureSpec
+from vad.core.metrics import roc_auc
 
 CHECKPOINT_FORMAT_VERSION = 1
 FROZEN_KIND = "vad-frozen"
@@ -255,7 +255,7 @@ def load_consolidated(path: str | Path) -> tuple[FrozenVAD, dict[str, Any]]:
 
 
 def metadata_fields(info: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments for ``vad.modelmeta.ModelMetadata`` (all but ``postprocess``/``name``)."""
+    """Keyword arguments for ``vad.core.modelmeta.ModelMetadata`` (all but ``postprocess``/``name``)."""
     return {
         "feature_spec": FeatureSpec.from_dict(info["feature_spec"]),
         "architecture": {

@@ -24,7 +24,7 @@ Pipeline (``build_cache``):
      floor (never digital silence), sometimes a telephone band limit or a random channel EQ.
    Labels follow ``training.augment`` (energy rule on the DRY utterance, shifted by the RIR's
    direct-path delay, smoothed over the stream).
-4. Features ``vad.features.logmel`` of each stream (float32 [n_frames, n_mels]) and labels
+4. Features ``vad.core.features.logmel`` of each stream (float32 [n_frames, n_mels]) and labels
    (uint8) go into ``<split>_features.npy`` / ``<split>_labels.npy`` (numpy .npy, opened with
    ``mmap_mode='r'``), plus ``index.json`` (stream boundaries, spec, options, per-band mean/std
    of the training features, speech fraction, skipped files, build time). Written to temp
@@ -34,7 +34,7 @@ Unreadable files in a big corpus are skipped (counted, named in ``index.json`` a
 only if nothing is readable does the build fail.
 
 Audio is read by the private ``_read_audio`` (soundfile + soxr) rather than
-``vad.audio.load_audio`` because noise tracks are read as random excerpts (seek + partial
+``vad.core.audio.load_audio`` because noise tracks are read as random excerpts (seek + partial
 read) and load_audio reads whole files.
 """
 
@@ -52,12 +52,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from vad.training import augment, rooms
+from vad.training.augment import LabelRule
+from vad.training.rooms import RirBank, RoomSimOptions
 
-from training import augment, rooms
-from training.augment import LabelRule
-from training.rooms import RirBank, RoomSimOptions
-from vad.errors import AudioFileError, InvalidInputError
-from vad.features import FeatureSpec, logmel
+from vad.core.errors import AudioFileError, InvalidInputError
+from vad.core.features import FeatureSpec, logmel
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +267,7 @@ class StreamContext:
     rule: LabelRule
     seed: int
     split: str
-    teacher: bool = False
+    teacher: Callable[[], Any] | None = None  # makes an object with frame_scores(audio) -> (frames,)
     _teacher_model: Any = dataclasses.field(default=None, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:  # the ONNX session is rebuilt in each worker
@@ -276,11 +276,9 @@ class StreamContext:
         return state
 
     def teacher_scores(self, audio: np.ndarray) -> np.ndarray:
-        """Silero VAD v6 probability per 10 ms frame of a mixture (session made on first use)."""
+        """The teacher's probability per 10 ms frame of a mixture (teacher made on first use)."""
         if self._teacher_model is None:
-            from vad.baselines import SileroBaseline
-
-            self._teacher_model = SileroBaseline()
+            self._teacher_model = self.teacher()
         return self._teacher_model.frame_scores(audio)
 
 
@@ -601,7 +599,7 @@ def build_cache(
     rule: LabelRule | None = None,
     room_options: RoomSimOptions | None = None,
     workers: int | None = None,
-    teacher: bool = False,
+    teacher: Callable[[], Any] | None = None,
     rebuild: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> Path:
@@ -609,9 +607,10 @@ def build_cache(
 
     ``rir_dirs`` may be None or empty (simulated rooms only; ``room_options.n_rooms = 0`` and
     no rir_dirs means no reverberation). A cache already in ``out_dir`` with the same
-    configuration is reused unless ``rebuild``. ``teacher`` also stores Silero VAD v6's
-    probability per frame of each mixture (``<split>_teacher.npy``, float16; needs the
-    ``baselines`` extra) for distillation (``CachedStreams(teacher_weight=...)``). ``workers`` defaults to min(2, cpu count);
+    configuration is reused unless ``rebuild``. ``teacher`` (a picklable factory of an
+    object with ``frame_scores(audio_16k) -> one probability per 10 ms frame``, e.g. the
+    application layer's ``vad.apps.baselines.SileroBaseline``) also stores the teacher's
+    probability per frame of each mixture (``<split>_teacher.npy``, float16) for distillation (``CachedStreams(teacher_weight=...)``). ``workers`` defaults to min(2, cpu count);
     workers are *spawned* (safe when torch is loaded in the caller), so a script that calls
     this at top level needs the usual ``if __name__ == "__main__":`` guard.
 
@@ -641,7 +640,7 @@ def build_cache(
         "minutes_train": float(minutes_train),
         "minutes_val": float(minutes_val),
         "seed": int(seed),
-        "teacher": bool(teacher),
+        "teacher": None if teacher is None else f"{teacher.__module__}.{teacher.__qualname__}",
         "speech": sorted(f.key for f in speech_files),
         "noise": sorted(f.key for f in noise_files),
         "rir": sorted(f.key for f in rir_files),
@@ -680,7 +679,7 @@ def build_cache(
             speech_cdf=pick_weights([f.key for f in speech_split[k]]),
             noise_cdf=pick_weights([f.key for f in noise_kept], noise_durs),
             real_rirs=real, sim_rirs=sim_train if split == "train" else sim_val,
-            spec=spec, options=options, rule=rule, seed=int(seed), split=split, teacher=bool(teacher),
+            spec=spec, options=options, rule=rule, seed=int(seed), split=split, teacher=teacher,
         )
         n_streams = max(1, int(np.ceil(minutes * 60.0 / options.stream_s)))
         stats = _write_split(out, ctx, n_streams, workers, progress)

@@ -61,8 +61,7 @@ import math
 
 import torch
 from torch import nn
-
-from training.model import ArchConfig, FrozenVAD, add_layers, flops_per_frame
+from vad.training.model import ArchConfig, FrozenVAD, add_layers, flops_per_frame
 
 EPS_L = 1e-3
 SIGMA_MOMENTUM = 0.05

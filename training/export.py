@@ -1,6 +1,6 @@
 """Freeze a consolidated ``FrozenVAD`` into ONE self-contained ONNX file with its metadata.
 
-The graph follows ``vad.modelmeta``: input ``features`` [batch, frames, n_mels], state
+The graph follows ``vad.core.modelmeta``: input ``features`` [batch, frames, n_mels], state
 inputs ``state_conv`` [batch, k-1, input_width] and ``state_gru`` [batch, gru_width];
 outputs ``probability`` [batch, frames], ``state_conv_out``, ``state_gru_out``. Batch and
 frames are dynamic axes, so the same file runs one frame at a time (streaming) or a whole
@@ -38,14 +38,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from vad.runtime.onnxproto import append_metadata_props, drop_initializer_inputs
+from vad.training.model import FrozenVAD
 
-from runtime.onnxproto import append_metadata_props, drop_initializer_inputs
-from training.model import FrozenVAD
-from vad.atomicfile import atomic_write_bytes
-from vad.errors import InvalidInputError, ModelFileError
-from vad.features import FeatureSpec
-from vad.modelmeta import FEATURES_INPUT, PROBABILITY_OUTPUT, STATE_OUT_SUFFIX, STATE_PREFIX, ModelMetadata
-from vad.postprocess import PostprocessConfig
+from vad.core.atomicfile import atomic_write_bytes
+from vad.core.errors import InvalidInputError, ModelFileError
+from vad.core.features import FeatureSpec
+from vad.core.modelmeta import (
+    FEATURES_INPUT,
+    PROBABILITY_OUTPUT,
+    STATE_OUT_SUFFIX,
+    STATE_PREFIX,
+    ModelMetadata,
+)
+from vad.core.postprocess import PostprocessConfig
 
 OPSET = 17
 ARCHITECTURE_NAME = "causal-dwconv-gru"  # same name training.consolidate writes
@@ -137,7 +143,7 @@ def export_onnx(model: FrozenVAD, metadata: ModelMetadata, path: str | Path) -> 
     Returns the path. The written file is checked by loading it back with onnxruntime and
     reading its metadata; a failure raises ModelFileError and leaves no file behind.
     """
-    from vad.modelmeta import parse_metadata_props
+    from vad.core.modelmeta import parse_metadata_props
 
     path = Path(path)
     data = onnx_bytes(model, metadata)
@@ -165,7 +171,7 @@ def export_checkpoint(
     ``postprocess``, else the checkpoint's ``postprocess`` entry when it has one, else
     ``PostprocessConfig()``. The name defaults to the checkpoint's ``name`` or the file stem.
     """
-    from training.consolidate import load_consolidated, metadata_fields
+    from vad.training.consolidate import load_consolidated, metadata_fields
 
     model, info = load_consolidated(checkpoint)
     if postprocess is None:

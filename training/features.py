@@ -1,9 +1,9 @@
-"""Torch batch log-mel front end (the training-side copy of ``vad.features.logmel``).
+"""Torch batch log-mel front end (the training-side copy of ``vad.core.features.logmel``).
 
-Same framing and numbers as the numpy reference (see ``vad.features``): left pad of
+Same framing and numbers as the numpy reference (see ``vad.core.features``): left pad of
 ``win - hop`` zeros, frame ``i`` covers samples ``[(i + 1) * hop - win, (i + 1) * hop)``,
 ``n // hop`` frames, periodic Hann window zero-padded to ``n_fft``, power spectrum,
-Slaney mel filters from ``vad.features.mel_filterbank``, natural log of
+Slaney mel filters from ``vad.core.features.mel_filterbank``, natural log of
 ``max(mel, log_floor)``; float64 inside, float32 out. Built on ``torch.stft``
 (``center=False``); no torchaudio. Not meant to be differentiated.
 """
@@ -15,8 +15,8 @@ import functools
 import numpy as np
 import torch
 
-from vad.errors import InvalidInputError
-from vad.features import FeatureSpec, hann_window, mel_filterbank
+from vad.core.errors import InvalidInputError
+from vad.core.features import FeatureSpec, hann_window, mel_filterbank
 
 
 @functools.lru_cache(maxsize=16)

@@ -17,7 +17,7 @@ Architecture (causal, streamable frame by frame at the front end's hop, no looka
 
 Streaming form: ``forward(features, state_conv, state_gru)`` returns
 ``(probability [B, T], state_conv_out [B, k-1, input_width], state_gru_out [B, gru_width])``;
-a fresh stream starts from zero states. Input names follow ``vad.modelmeta``.
+a fresh stream starts from zero states. Input names follow ``vad.core.modelmeta``.
 
 The FLOP count (a multiply-add = 2 FLOPs) is ``flops_per_frame``: it takes plain numbers
 or torch tensors, so the same function is the differentiable complexity term in training

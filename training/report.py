@@ -1,6 +1,6 @@
 """Evidence for the width search: baselines at equal compute, and dev-set figures of checkpoints.
 
-Two sub-commands (``python -m training.report ...``):
+Two sub-commands (``python -m vad.training.report ...``):
 
 * ``evaluate CKPT... [--cache DIR] [--dev DIR]``: validation AUC (re-measured on the cache's
   validation streams) and dev figures of consolidated checkpoints, as JSON on stdout.
@@ -20,9 +20,9 @@ Two sub-commands (``python -m training.report ...``):
   and ``OUT_DIR/baselines.png`` (AUC vs MFLOP/s). Budgets run in parallel worker processes
   (``--jobs``), one torch thread each.
 
-Dev figures (``dev_metrics``): audio read with ``vad.audio.load_audio`` at the model's rate,
-features by the numpy reference ``vad.features.logmel``, labels from the RTTM files with
-``vad.labels`` (frame = speech when at least half covered); pooled frame ROC-AUC over all dev
+Dev figures (``dev_metrics``): audio read with ``vad.core.audio.load_audio`` at the model's rate,
+features by the numpy reference ``vad.core.features.logmel``, labels from the RTTM files with
+``vad.core.labelfiles`` (frame = speech when at least half covered); pooled frame ROC-AUC over all dev
 files (the non-speech clips included), AUC on the AMI far-field clips and on the others,
 and the fraction of frames at probability >= 0.5 on ``dev/nonspeech``.
 """
@@ -40,8 +40,7 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from training.consolidate import (
+from vad.training.consolidate import (
     atomic_torch_save,
     evaluate_auc,
     finetune,
@@ -49,9 +48,10 @@ from training.consolidate import (
     load_consolidated,
     predict,
 )
-from training.model import ArchConfig, FrozenVAD
-from vad.features import FeatureSpec, logmel
-from vad.metrics import roc_auc
+from vad.training.model import ArchConfig, FrozenVAD
+
+from vad.core.features import FeatureSpec, logmel
+from vad.core.metrics import roc_auc
 
 MFLOP = 1e6
 DEFAULT_DEV_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dev"
@@ -62,8 +62,8 @@ FROM_SCRATCH_LR = 3e-3
 # --- dev set ----------------------------------------------------------------------------
 def load_dev(dev_dir: str | Path, spec: FeatureSpec) -> list[dict[str, Any]]:
     """Every ``*.flac`` + ``*.rttm`` under dev_dir (and dev_dir/nonspeech): name, group, features, labels."""
-    from vad.audio import load_audio
-    from vad.labels import read_rttm, segments_to_frames
+    from vad.core.audio import load_audio
+    from vad.core.labelfiles import read_rttm, segments_to_frames
 
     dev_dir = Path(dev_dir)
     items = []
@@ -164,8 +164,8 @@ def _summary(model: FrozenVAD, spec: FeatureSpec, val, dev, seconds: float, step
 
 def run_budget(job: dict[str, Any]) -> dict[str, Any]:
     """All three methods at one budget (runs in a worker process)."""
-    from training.data import CachedStreams
-    from training.train import TrainConfig, train
+    from vad.training.data import CachedStreams
+    from vad.training.train import TrainConfig, train
 
     torch.set_num_threads(1)
     budget, steps, seed, cache = job["budget"], job["steps"], job["seed"], job["cache"]
@@ -246,7 +246,7 @@ def plot(results: list[dict[str, Any]], extra: list[dict[str, Any]], path: Path)
 
 # --- command line -----------------------------------------------------------------------
 def _evaluate(args) -> int:
-    from training.data import CachedStreams
+    from vad.training.data import CachedStreams
 
     torch.set_num_threads(1)
     out = []
@@ -298,7 +298,7 @@ def _baselines(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.report", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m vad.training.report", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     ev = sub.add_parser("evaluate", help="val/dev figures of consolidated checkpoints (JSON)")
     ev.add_argument("checkpoints", nargs="+")

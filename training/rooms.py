@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vad.errors import AudioFileError, InvalidInputError, require
+from vad.core.errors import AudioFileError, InvalidInputError, require
 
 log = logging.getLogger(__name__)
 

@@ -44,8 +44,7 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from training.consolidate import (
+from vad.training.consolidate import (
     CHECKPOINT_FORMAT_VERSION,
     DYNAMIC_KIND,
     ValData,
@@ -56,10 +55,11 @@ from training.consolidate import (
     frozen_checkpoint,
     widths_flops_per_frame,
 )
-from training.dynamic import WIDTH_NAMES, DynamicVAD, slice_into_frozen
-from training.model import ArchConfig, FrozenVAD
-from vad.errors import InvalidInputError, VADError
-from vad.features import FeatureSpec
+from vad.training.dynamic import WIDTH_NAMES, DynamicVAD, slice_into_frozen
+from vad.training.model import ArchConfig, FrozenVAD
+
+from vad.core.errors import InvalidInputError, VADError
+from vad.core.features import FeatureSpec
 
 MFLOP = 1e6
 
@@ -442,7 +442,7 @@ class DataConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     def options(self):
-        from training.data import StreamOptions
+        from vad.training.data import StreamOptions
 
         return StreamOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.stream_options.items()})
 
@@ -451,7 +451,7 @@ def prepare_data(
     data: DataConfig, cache_dir: str | Path, seed: int, window_frames: int, log: Callable[[str], None] = print
 ):
     """Build (or reuse) the feature cache; returns (train CachedStreams, val sequences, seconds taken)."""
-    from training.data import CachedStreams, build_cache
+    from vad.training.data import CachedStreams, build_cache
 
     t0 = time.monotonic()
     build_cache(
@@ -497,7 +497,7 @@ def run(
     (result, path of consolidated.pt). Raises TargetNotMetError after writing when a target
     was not met.
     """
-    from training.consolidate import load_checkpoint_dict
+    from vad.training.consolidate import load_checkpoint_dict
 
     t_start = time.monotonic()
     work_dir = Path(work_dir)

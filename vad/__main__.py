@@ -1,5 +1,5 @@
 import sys
 
-from vad.cli import main
+from vad.apps.cli import main
 
 sys.exit(main())

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from vad.errors import InvalidInputError, StreamStateError
+from vad.core.errors import InvalidInputError, StreamStateError
 
 
 @dataclasses.dataclass(frozen=True)

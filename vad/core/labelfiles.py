@@ -16,7 +16,7 @@ Formats (chosen by suffix in ``read_labels`` / ``write_labels``):
 * ``.json``: ``{"segments": [{"start_s": .., "end_s": .., "label": .., "probability": ..}]}``
   or a bare list of such objects.
 
-Frame labels follow the front end's framing (see ``vad.features``): frame ``i`` is the
+Frame labels follow the front end's framing (see ``vad.core.features``): frame ``i`` is the
 interval ``[i * hop, (i + 1) * hop)``. ``segments_to_frames`` marks a frame as speech when
 at least half of it is covered by the union of the segments (times are compared in frame
 units rounded to 1e-6 of a hop, so decimal boundaries such as 0.015 s at a 10 ms hop
@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from vad.atomicfile import atomic_write_text
-from vad.errors import InvalidInputError, LabelFormatError
+from vad.core.atomicfile import atomic_write_text
+from vad.core.errors import InvalidInputError, LabelFormatError
 
 SPEECH_LABEL = "speech"
 LABEL_SUFFIXES = (".rttm", ".txt", ".csv", ".json")

@@ -20,7 +20,7 @@ Unreadable files are reported and the others still finish (exit code 1 if any fa
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from vad.labeling import FORMATS
+    from vad.apps.labeling import FORMATS
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = _EPILOG
@@ -54,7 +54,7 @@ def add_postprocess_arguments(parser: argparse.ArgumentParser) -> None:
 
 def postprocess_from_args(args, defaults):
     """The PostprocessConfig: the model's defaults with the command-line overrides applied."""
-    from vad.errors import InvalidInputError
+    from vad.core.errors import InvalidInputError
 
     changes = {
         "min_speech_ms": args.min_speech_ms,
@@ -79,8 +79,8 @@ def model_path_from_args(model_arg):
     """The --model path, or the shipped default model (an error that names --model if none)."""
     from pathlib import Path
 
-    from runtime.model import default_model_path
-    from vad.errors import ModelFileError
+    from vad.core.errors import ModelFileError
+    from vad.runtime.model import default_model_path
 
     if model_arg:
         return Path(model_arg)
@@ -92,14 +92,14 @@ def model_path_from_args(model_arg):
 
 def model_defaults(model_arg):
     """Post-processing defaults carried by the model (or the default model)."""
-    from vad.modelmeta import read_model_metadata
+    from vad.core.modelmeta import read_model_metadata
 
     return read_model_metadata(model_path_from_args(model_arg)).postprocess
 
 
 def run(args) -> int:
-    from vad import labeling
-    from vad.errors import InvalidInputError
+    from vad.apps import labeling
+    from vad.core.errors import InvalidInputError
 
     if args.probabilities and args.format != "json":
         raise InvalidInputError("--probabilities needs --format json")
@@ -140,7 +140,7 @@ def run(args) -> int:
 
 
 def _print_summary(summary, jobs: int) -> None:
-    from vad.labeling import FAILED
+    from vad.apps.labeling import FAILED
 
     audio_h = summary.audio_s / 3600
     rtf = summary.audio_s / summary.wall_s if summary.wall_s > 0 else 0.0

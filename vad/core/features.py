@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from vad.errors import InvalidFeatureSpecError, InvalidInputError
+from vad.core.errors import InvalidFeatureSpecError, InvalidInputError
 
 FEATURE_SPEC_VERSION = 1
 

@@ -58,9 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _systems(args) -> list:
-    from vad.baselines import make_baselines
-    from vad.errors import ModelFileError
-    from vad.evaluation import ModelSystem
+    from vad.apps.baselines import make_baselines
+    from vad.apps.evaluation import ModelSystem
+    from vad.core.errors import ModelFileError
 
     systems = []
     if args.model:
@@ -84,7 +84,7 @@ def _systems(args) -> list:
 
 
 def _run_pareto(args) -> int:
-    from vad.evaluation import collect_pareto, plot_pareto, write_report
+    from vad.apps.evaluation import collect_pareto, plot_pareto, write_report
 
     collected = collect_pareto(args.pareto)
     for q in sorted(collected["points"], key=lambda q: q["mflops_per_second"]):
@@ -101,7 +101,7 @@ def _run_pareto(args) -> int:
 
 
 def run(args) -> int:
-    from vad.errors import InvalidInputError
+    from vad.core.errors import InvalidInputError
 
     if args.pareto:
         if args.paths:
@@ -111,7 +111,7 @@ def run(args) -> int:
         return _run_pareto(args)
     if not args.paths:
         raise InvalidInputError("give audio files or folders to evaluate (or --pareto RUNS...)")
-    from vad.evaluation import discover, evaluate, format_table, plot_report, write_report
+    from vad.apps.evaluation import discover, evaluate, format_table, plot_report, write_report
 
     items = discover(args.paths, args.labels)
     systems = _systems(args)

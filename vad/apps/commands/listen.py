@@ -33,7 +33,7 @@ _LEVEL_BAR_WIDTH = 20
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from vad.commands.label import add_postprocess_arguments
+    from vad.apps.commands.label import add_postprocess_arguments
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = _EPILOG
@@ -75,7 +75,7 @@ def write_wav_atomic(path: Path, samples, sample_rate: int) -> None:
     """Write int16 mono samples as a 16-bit wav, atomically."""
     import soundfile as sf
 
-    from vad.atomicfile import atomic_output
+    from vad.core.atomicfile import atomic_output
 
     with atomic_output(path, "wb") as fh:
         sf.write(fh, samples, sample_rate, subtype="PCM_16", format="WAV")
@@ -165,8 +165,8 @@ def _isatty(stream) -> bool:
 
 
 def run(args) -> int:
-    from runtime import microphone
-    from vad.errors import InvalidInputError
+    from vad.core.errors import InvalidInputError
+    from vad.runtime import microphone
 
     if args.list_devices:
         print(microphone.format_device_list(microphone.list_input_devices()))
@@ -176,9 +176,9 @@ def run(args) -> int:
     if args.sample_rate is not None and args.sample_rate < 1:
         raise InvalidInputError(f"--sample-rate {args.sample_rate}: must be a positive integer (Hz)")
 
-    from runtime.engine import StreamingVAD
-    from runtime.model import VADModel
-    from vad.commands.label import model_path_from_args, postprocess_from_args
+    from vad.apps.commands.label import model_path_from_args, postprocess_from_args
+    from vad.runtime.engine import StreamingVAD
+    from vad.runtime.model import VADModel
 
     model = VADModel(model_path_from_args(args.model))
     postprocess = postprocess_from_args(args, model.metadata.postprocess)

@@ -1,7 +1,7 @@
 """Reference VADs scored on the same 10 ms frames as our models: WebRTC VAD and Silero VAD.
 
 Both are optional (the ``baselines`` extra). Each baseline is a *system* for
-``vad.evaluation``: an object with ``name``, ``default_threshold`` and
+``vad.apps.evaluation``: an object with ``name``, ``default_threshold`` and
 ``frame_scores(audio) -> float64 [n_samples // 160]``, where ``audio`` is float32 mono at
 16 kHz and score ``i`` belongs to the reference frame ``[i * 10 ms, (i + 1) * 10 ms)``.
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vad.errors import InvalidInputError, MissingDependencyError, ModelFileError, require
+from vad.core.errors import InvalidInputError, MissingDependencyError, ModelFileError, require
 
 BASELINES_EXTRA = "baselines"
 SAMPLE_RATE_HZ = 16000

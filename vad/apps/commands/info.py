@@ -18,8 +18,8 @@ def model_info(path) -> dict:
     """The model's metadata as a dict plus file size and derived figures."""
     from pathlib import Path
 
-    from runtime.model import default_model_path
-    from vad.modelmeta import read_model_metadata
+    from vad.core.modelmeta import read_model_metadata
+    from vad.runtime.model import default_model_path
 
     path = Path(path) if path is not None else default_model_path()
     meta = read_model_metadata(path)

@@ -37,12 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     import time
 
-    from vad.errors import require
+    from vad.core.errors import require
 
     require("torch", "train", "vad export")
-    from training.consolidate import load_consolidated
-    from training.export import export_checkpoint
-    from vad.postprocess import PostprocessConfig
+    from vad.core.postprocess import PostprocessConfig
+    from vad.training.consolidate import load_consolidated
+    from vad.training.export import export_checkpoint
 
     overrides = {
         "onset_threshold": args.onset,

@@ -26,9 +26,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from vad.errors import ModelFileError, VADError
-from vad.features import FeatureSpec
-from vad.postprocess import PostprocessConfig
+from vad.core.errors import ModelFileError, VADError
+from vad.core.features import FeatureSpec
+from vad.core.postprocess import PostprocessConfig
 
 SCHEMA_VERSION = 1
 SCHEMA_KEY = "vad.schema_version"

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from vad.errors import InvalidInputError
-from vad.labels import Segment, merge_segments
+from vad.core.errors import InvalidInputError
+from vad.core.labelfiles import Segment, merge_segments
 
 _MS_PER_S = 1000.0
 

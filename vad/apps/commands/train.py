@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from vad.errors import InvalidInputError
+from vad.core.errors import InvalidInputError
 
 NAME = "train"
 HELP = "train a VAD network whose widths meet an AUC target or a MFLOP/s budget"
@@ -85,9 +85,9 @@ def run(args: argparse.Namespace) -> int:
     work_dir = Path(args.work_dir) if args.work_dir else output.with_name(output.stem + ".work")
 
     t0 = time.monotonic()
-    from training.consolidate import atomic_torch_save
-    from training.train import RECIPE_STREAM_OPTIONS, DataConfig, TargetNotMetError, TrainConfig
-    from training.train import run as run_training
+    from vad.training.consolidate import atomic_torch_save
+    from vad.training.train import RECIPE_STREAM_OPTIONS, DataConfig, TargetNotMetError, TrainConfig
+    from vad.training.train import run as run_training
 
     config = TrainConfig(
         target_auc=args.target_auc,
@@ -123,12 +123,12 @@ def run(args: argparse.Namespace) -> int:
         ckpt_path = work_dir / "consolidated.pt"
         status = 3
     if output.suffix.lower() == ".onnx":
-        from training.export import export_checkpoint
+        from vad.training.export import export_checkpoint
 
         export_checkpoint(ckpt_path, output, name=output.stem)
         log(f"exported {output}")
     else:
-        from training.consolidate import load_checkpoint_dict
+        from vad.training.consolidate import load_checkpoint_dict
 
         atomic_torch_save(load_checkpoint_dict(ckpt_path), output)
         log(f"wrote {output}")

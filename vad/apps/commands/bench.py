@@ -36,9 +36,9 @@ def run(args) -> int:
     import sys
     from pathlib import Path
 
-    from runtime.bench import format_table, run_benchmarks
-    from runtime.model import shipped_model_paths
-    from vad.errors import InvalidInputError, ModelFileError
+    from vad.apps.benchmark import format_table, run_benchmarks
+    from vad.core.errors import InvalidInputError, ModelFileError
+    from vad.runtime.model import shipped_model_paths
 
     if args.seconds <= 0:
         raise InvalidInputError(f"--seconds={args.seconds}: must be > 0")
@@ -56,7 +56,7 @@ def run(args) -> int:
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)
-        from vad.atomicfile import atomic_write_text
+        from vad.core.atomicfile import atomic_write_text
 
         atomic_write_text(out, json.dumps({"rows": rows, "seconds": args.seconds}, indent=2))
     failed = [r for r in rows if "error" in r and r["name"].startswith("ours")]

@@ -29,8 +29,8 @@ import numpy as np
 import soundfile
 import soxr
 
-from vad.errors import AudioFileError, InvalidInputError, StreamStateError
-from vad.features import as_float64_samples
+from vad.core.errors import AudioFileError, InvalidInputError, StreamStateError
+from vad.core.features import as_float64_samples
 
 RESAMPLE_QUALITY = "HQ"  # soxr "high quality" (the data bundle used "VHQ"; HQ differs by < -100 dB)
 

@@ -7,7 +7,7 @@ What is timed (``perf_counter`` around the whole loop, after loading):
 * WebRTC VAD (``webrtcvad`` module of ``webrtcvad-wheels``, mode 3): ``is_speech`` on each
   10 ms frame (int16 bytes);
 * Silero VAD v6: its bundled ONNX model on 512-sample chunks with Silero's context and state
-  (``vad.baselines.SileroBaseline``, onnxruntime, one thread; ``silero_vad`` is never imported).
+  (``vad.apps.baselines.SileroBaseline``, onnxruntime, one thread; ``silero_vad`` is never imported).
 
 Reported per system: microseconds per 10 ms of audio (median of ``DEFAULT_REPEATS`` timed
 passes over the audio, and the best pass), real-time factor (median compute time / audio
@@ -15,7 +15,7 @@ time), peak RSS of the worker process (``ru_maxrss``: Python + numpy + the engin
 load time, and first-frame latency (wall time of the first ``process`` call on a new stream
 plus the algorithmic delay before a first probability exists: one hop, or one block/chunk).
 
-Each system runs in a fresh ``python -m runtime.bench --worker ...`` process so RSS and
+Each system runs in a fresh ``python -m vad.apps.benchmark --worker ...`` process so RSS and
 caches are not shared. The test audio is a seeded synthetic signal (noise bursts with
 silences), so the figures are reproducible without data files.
 """
@@ -83,8 +83,8 @@ def _row(name: str, kind: str, times_s: list[float], audio_s: float, **extra) ->
 
 def bench_ours(model: str | None, seconds: float, block_frames: int | None = None, backend: str | None = None,
                repeats: int = DEFAULT_REPEATS, chunk_ms: float = FRAME_MS) -> dict:
-    from runtime.engine import StreamingVAD
-    from runtime.model import DEFAULT_BACKEND, VADModel
+    from vad.runtime.engine import StreamingVAD
+    from vad.runtime.model import DEFAULT_BACKEND, VADModel
 
     audio = test_signal(seconds)
     t0 = time.perf_counter()
@@ -129,8 +129,8 @@ def bench_ours(model: str | None, seconds: float, block_frames: int | None = Non
 
 
 def bench_webrtc(seconds: float, repeats: int = DEFAULT_REPEATS) -> dict:
-    from vad.baselines import BASELINES_EXTRA
-    from vad.errors import require
+    from vad.apps.baselines import BASELINES_EXTRA
+    from vad.core.errors import require
 
     webrtcvad = require("webrtcvad", BASELINES_EXTRA, "the WebRTC VAD benchmark")
     audio = test_signal(seconds)
@@ -153,7 +153,7 @@ def bench_webrtc(seconds: float, repeats: int = DEFAULT_REPEATS) -> dict:
 
 
 def bench_silero(seconds: float, repeats: int = DEFAULT_REPEATS) -> dict:
-    from vad.baselines import SILERO_CHUNK_SAMPLES, SileroBaseline
+    from vad.apps.baselines import SILERO_CHUNK_SAMPLES, SileroBaseline
 
     audio = test_signal(seconds).astype(np.float32) / 32768.0
     t0 = time.perf_counter()
@@ -186,7 +186,7 @@ def _worker(spec: str, seconds: float, block_frames: int | None, backend: str | 
 def run_in_subprocess(spec: str, seconds: float, block_frames: int | None = None, backend: str | None = None,
                       chunk_ms: float = FRAME_MS) -> dict:
     """Run one benchmark in a fresh interpreter; returns its row or {"name", "error"}."""
-    cmd = [sys.executable, "-m", "runtime.bench", "--worker", spec, "--seconds", str(seconds),
+    cmd = [sys.executable, "-m", "vad.apps.benchmark", "--worker", spec, "--seconds", str(seconds),
            "--chunk-ms", str(chunk_ms)]
     if block_frames:
         cmd += ["--block-frames", str(block_frames)]

@@ -1,4 +1,4 @@
-"""The ``vad`` command line: a thin dispatcher over ``vad.commands.<name>`` modules."""
+"""The ``vad`` command line: a thin dispatcher over ``vad.apps.commands.<name>`` modules."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import argparse
 import importlib
 import sys
 
-from vad.commands import COMMANDS
-from vad.errors import VADError
+from vad.apps.commands import COMMANDS
+from vad.core.errors import VADError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        module = importlib.import_module(f"vad.commands.{name}")
+        module = importlib.import_module(f"vad.apps.commands.{name}")
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)

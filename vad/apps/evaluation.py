@@ -1,6 +1,6 @@
 """Evaluate VAD systems against labeled audio: the Python API behind ``vad eval``.
 
->>> from vad.evaluation import discover, evaluate, format_table
+>>> from vad.apps.evaluation import discover, evaluate, format_table
 >>> items = discover(["../shared/data/dev"])
 >>> report = evaluate(items, [ModelSystem("model.onnx"), *make_baselines("webrtc,silero")])
 >>> print(format_table(report))
@@ -12,7 +12,7 @@ speech score per 10 ms reference frame (``n_samples // 160``; frame ``i`` is
 ``score(audio) -> SystemOutput`` to also return its own detected segments (our models
 return the segments of their own default post-processing, from the streaming runtime).
 Without it, a system's detected segments come from the shared post-processing
-(``vad.postprocess``) at its default options, with the onset threshold set to the
+(``vad.core.postprocess``) at its default options, with the onset threshold set to the
 system's ``default_threshold`` (``default_segments``), so the segment figures of all
 systems follow the same rules. Optional attribute
 ``flops_per_second`` (None when unknown) is copied into the report.
@@ -21,7 +21,7 @@ systems follow the same rules. Optional attribute
 Audacity, ``.csv``, ``.json``; first found in that order), looked up in ``labels_dir``
 (mirroring the audio's path below its PATH argument, then flat) and next to the audio.
 A file without labels is an error naming it; an empty label file means no speech.
-Reference frame labels use ``vad.labels.segments_to_frames`` (at least half covered).
+Reference frame labels use ``vad.core.labelfiles.segments_to_frames`` (at least half covered).
 
 **Figures** (per system; per file, per group, per SNR and pooled over all files):
 
@@ -30,7 +30,7 @@ Reference frame labels use ``vad.labels.segments_to_frames`` (at least half cove
   system's default threshold (score >= threshold is speech);
 * ``false_alarms_per_minute``: detected segments per minute of the files without any
   reference speech (nan when there are none);
-* onset/offset delay median and 90th percentile in ms (``vad.metrics.boundary_delays``:
+* onset/offset delay median and 90th percentile in ms (``vad.core.metrics.boundary_delays``:
   first/last detected segment overlapping each reference segment; signed, late > 0),
   and the share of reference segments no detection overlaps;
 * ``real_time_factor``: seconds the system spent / seconds of audio (audio decoding and
@@ -57,8 +57,8 @@ from typing import Any
 
 import numpy as np
 
-from vad.errors import AudioFileError, InvalidInputError, LabelFormatError, VADError
-from vad.labels import (
+from vad.core.errors import AudioFileError, InvalidInputError, LabelFormatError, VADError
+from vad.core.labelfiles import (
     LABEL_SUFFIXES,
     Segment,
     atomic_write_text,
@@ -66,7 +66,7 @@ from vad.labels import (
     read_labels,
     segments_to_frames,
 )
-from vad.metrics import (
+from vad.core.metrics import (
     ConfusionCounts,
     boundary_delays,
     confusion_counts,
@@ -102,7 +102,7 @@ class EvalItem:
 
 def _audio_suffixes() -> frozenset[str]:
     try:  # one list of audio suffixes in the project: the labeling module's
-        from vad.labeling import AUDIO_SUFFIXES
+        from vad.apps.labeling import AUDIO_SUFFIXES
 
         return frozenset(AUDIO_SUFFIXES)
     except ImportError:  # pragma: no cover - labeling module absent
@@ -227,10 +227,10 @@ def run_system(system: Any, audio: np.ndarray) -> tuple[SystemOutput, float]:
 
 
 def default_segments(scores: np.ndarray, threshold: float) -> list[Segment]:
-    """Segments of a system without its own: the shared post-processing (``vad.postprocess``,
+    """Segments of a system without its own: the shared post-processing (``vad.core.postprocess``,
     default options) with the onset threshold set to the system's threshold (and the offset
     threshold lowered to it when the default offset is higher)."""
-    from vad.postprocess import PostprocessConfig, segments_from_probabilities
+    from vad.core.postprocess import PostprocessConfig, segments_from_probabilities
 
     defaults = PostprocessConfig()
     config = defaults.replace(
@@ -247,7 +247,7 @@ class ModelSystem:
     post-processing (the model's metadata); threshold = its onset threshold."""
 
     def __init__(self, path: str | os.PathLike | None = None, name: str | None = None) -> None:
-        from runtime.model import VADModel
+        from vad.runtime.model import VADModel
 
         self.model = VADModel(path)
         meta = self.model.metadata
@@ -260,9 +260,9 @@ class ModelSystem:
         self._hop_eval_samples = spec.hop_length_samples * EVAL_SAMPLE_RATE_HZ / spec.sample_rate_hz
 
     def score(self, audio: np.ndarray) -> SystemOutput:
-        from runtime.engine import StreamingVAD
-        from vad.baselines import map_scores_to_frames
-        from vad.labeling import events_to_segments
+        from vad.apps.baselines import map_scores_to_frames
+        from vad.apps.labeling import events_to_segments
+        from vad.runtime.engine import StreamingVAD
 
         result = StreamingVAD(model=self.model, sample_rate=EVAL_SAMPLE_RATE_HZ).process_signal(audio)
         p = result.probabilities.astype(np.float64)
@@ -300,7 +300,7 @@ def collar_mask(
     index = np.arange(n_frames)
     for seg in reference:
         for boundary in (seg.start_s, seg.end_s):
-            # in frame units, rounded like vad.labels does, so decimal times compare exactly
+            # in frame units, rounded like vad.core.labelfiles does, so decimal times compare exactly
             lo = round(boundary / hop_s - collar_frames, 6)
             hi = round(boundary / hop_s + collar_frames, 6)
             keep &= ~((index + 1 > lo) & (index < hi))
@@ -308,7 +308,7 @@ def collar_mask(
 
 
 def _load(path: Path) -> np.ndarray:
-    from vad.audio import load_audio
+    from vad.core.audio import load_audio
 
     audio, _ = load_audio(path, EVAL_SAMPLE_RATE_HZ)
     return np.ascontiguousarray(audio, dtype=np.float32)
@@ -444,7 +444,7 @@ def evaluate(
             "frame_hop_ms": FRAME_HOP_S * _MS_PER_S,
             "collar_ms": float(collar_ms),
             "frame_rule": "frame [i*hop, (i+1)*hop) is speech when >= half covered by reference speech",
-            "segments": "systems without their own segments: vad.postprocess defaults, onset = default threshold",
+            "segments": "systems without their own segments: vad.core.postprocess defaults, onset = default threshold",
         },
         "files": file_rows,
         "failed": failed,
@@ -562,7 +562,7 @@ def format_table(report: dict[str, Any]) -> str:
 
 
 def _figure_class():
-    from vad.errors import require
+    from vad.core.errors import require
 
     require("matplotlib", "plot", "plotting (--plot, --pareto)")
     from matplotlib.figure import Figure
@@ -571,7 +571,7 @@ def _figure_class():
 
 
 def _save_figure(fig: Any, path: str | os.PathLike) -> None:
-    from vad.atomicfile import atomic_output
+    from vad.core.atomicfile import atomic_output
 
     with atomic_output(path, "wb") as fh:
         fig.savefig(fh, format="png", dpi=110)
@@ -687,8 +687,8 @@ def _run_records(data: Any, default_name: str):
     """(name, auc, flops) of each run in a training report.
 
     Accepted shapes: one run (an object with an accuracy and a FLOP figure), a list of runs
-    (``python -m training.report evaluate``), or ``{"results": [...]}`` whose entries hold
-    one object per method (``python -m training.report baselines``: dynamic/fixed/pruned at
+    (``python -m vad.training.report evaluate``), or ``{"results": [...]}`` whose entries hold
+    one object per method (``python -m vad.training.report baselines``: dynamic/fixed/pruned at
     each budget), named ``<method>@<budget>``.
     """
     if isinstance(data, list):
@@ -716,7 +716,7 @@ def _run_records(data: Any, default_name: str):
 
 
 def collect_pareto(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
-    """Points (name, MFLOP/s, AUC) from training-run reports and reference lines from eval reports.
+    """Points (name, MFLOP/s, AUC) from vad.training-run reports and reference lines from eval reports.
 
     A training-run JSON gives one point: its accuracy (the first of ``_ACCURACY_KEYS``
     found in it or its nested objects: dev figures before validation figures) and its

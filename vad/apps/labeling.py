@@ -4,7 +4,7 @@ Batch labeling IS the streaming engine run over a file: ``label_file`` decodes t
 its own rate, feeds the samples through ``runtime.StreamingVAD`` in large chunks and
 flushes it, so a file gives exactly the segments a live stream of the same samples gives.
 
->>> from vad.labeling import label_file
+>>> from vad.apps.labeling import label_file
 >>> result = label_file("meeting.flac")            # the shipped default model
 >>> [(s.start_s, s.end_s, s.score) for s in result.segments]
 >>> result.probabilities                           # float32, one per 10 ms frame
@@ -48,11 +48,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vad.errors import InvalidInputError, VADError
-from vad.postprocess import PostprocessConfig
+from vad.core.errors import InvalidInputError, VADError
+from vad.core.postprocess import PostprocessConfig
 
 if TYPE_CHECKING:
-    from vad.labels import Segment
+    from vad.core.labelfiles import Segment
 
 AUDIO_SUFFIXES = frozenset(
     {
@@ -79,7 +79,7 @@ class LabelResult:
 
     Attributes:
         path: the audio file.
-        segments: speech segments (``vad.labels.Segment``; ``score`` = mean speech
+        segments: speech segments (``vad.core.labelfiles.Segment``; ``score`` = mean speech
             probability of the segment), in time order.
         probabilities: float32 speech probability per frame (frame i covers
             ``[i * frame_hop_s, (i + 1) * frame_hop_s)`` of the file).
@@ -130,7 +130,7 @@ class LabelResult:
 
 def format_result(result: LabelResult, fmt: str, probabilities: bool = False, file_id: str | None = None) -> str:
     """The text of a label file in format fmt (rttm, audacity, csv, json)."""
-    from vad import labels
+    from vad.core import labelfiles as labels
 
     if fmt == "rttm":
         return labels.format_rttm(list(result.segments), _rttm_file_id(file_id or result.path.stem))
@@ -164,7 +164,7 @@ class _LoadedModel:
     """A loaded model plus what labeling reports about it (name, file hash, defaults)."""
 
     def __init__(self, model: Any = None):
-        from runtime.model import VADModel
+        from vad.runtime.model import VADModel
 
         if isinstance(model, VADModel):
             self.model = model
@@ -180,7 +180,7 @@ class _LoadedModel:
 
 
 def _load_vad_model(model: Any):
-    from runtime.model import VADModel
+    from vad.runtime.model import VADModel
 
     if model is None or isinstance(model, (str, os.PathLike)):
         return VADModel(None if model is None else Path(model))
@@ -196,15 +196,15 @@ def _sha256_file(path: Path) -> str:
 
 
 def events_to_segments(events: Iterable[Any]) -> list[Segment]:
-    """Completed segments (the engine's "end" events) as vad.labels.Segment."""
-    from vad.labels import Segment
+    """Completed segments (the engine's "end" events) as vad.core.labelfiles.Segment."""
+    from vad.core.labelfiles import Segment
 
     return [Segment(ev.start_s, ev.end_s, score=ev.mean_probability) for ev in events if ev.kind == "end"]
 
 
 def _run_stream(loaded: _LoadedModel, samples: np.ndarray, sample_rate: int, cfg: PostprocessConfig):
     """The file's samples through a fresh StreamingVAD; (probabilities, events)."""
-    from runtime.engine import StreamingVAD
+    from vad.runtime.engine import StreamingVAD
 
     result = StreamingVAD(model=loaded.model, sample_rate=sample_rate, postprocess=cfg).process_signal(samples)
     return result.probabilities, result.events
@@ -216,7 +216,7 @@ def _read_audio(path: Path) -> tuple[np.ndarray, int]:
     A well-formed file with 0 samples ("empty audio") gives an empty array: it has no
     speech, which is an answer, not an error.
     """
-    from vad.audio import load_audio
+    from vad.core.audio import load_audio
 
     samples, rate = load_audio(path, None, allow_empty=True)
     return np.ascontiguousarray(samples, dtype=np.float32), int(rate)
@@ -444,8 +444,8 @@ def _label_one(loaded: _LoadedModel, job: _Job, opts: _BatchOptions) -> FileOutc
 
 
 def _write_output(path: Path, text: str) -> None:
-    """Atomic write with the usual file mode (vad.atomicfile)."""
-    from vad.atomicfile import atomic_write_text
+    """Atomic write with the usual file mode (vad.core.atomicfile)."""
+    from vad.core.atomicfile import atomic_write_text
 
     atomic_write_text(path, text)
 
