@@ -334,7 +334,7 @@ def collar_mask(
     return keep
 
 
-def _load(path: Path) -> np.ndarray:
+def load_eval_audio(path: Path) -> np.ndarray:
     from vad.core.audio import load_audio
 
     audio, _ = load_audio(path, EVAL_SAMPLE_RATE_HZ)
@@ -428,7 +428,7 @@ def evaluate(
         if on_file is not None:
             on_file(i, len(items), item)
         try:
-            audio = _load(item.audio_path)
+            audio = load_eval_audio(item.audio_path)
             reference = [s for s in read_labels(item.label_path) if s.duration_s > 0]
         except VADError as exc:  # other files still finish; the report lists the failure
             failed.append({"path": str(item.audio_path), "error": str(exc)})
