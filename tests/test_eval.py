@@ -548,3 +548,14 @@ def test_families_split_a_mixed_folder(tmp_path):
     assert fam == {tmp_path / "ami_a.flac": "dev/ami", tmp_path / "ami_b.flac": "dev/ami",
                    tmp_path / "0ad_1.flac": "dev/0ad", tmp_path / "0ad_2.flac": "dev/0ad"}
     assert family_of(items[:2]) == {}  # one family: the folder group says it all
+
+
+def test_markdown_table_has_auc_for_speech_scopes_and_false_alarms_for_speech_free_ones(corpus):
+    from vad.apps.evaluation import format_markdown
+
+    report = evaluate(discover([corpus]), [Perfect(), Inverted()])
+    text = format_markdown(report)
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
+    assert "| perfect | inverted |" in text.splitlines()[0]
+    assert rows["pooled (files with speech)"].endswith("| 1.000 | 0.000 |")
+    assert rows["set/quiet"].endswith("| FA 0.000% | FA 100.000% |")

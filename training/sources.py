@@ -170,7 +170,8 @@ def _safe(rel: str) -> str:
 
 
 def _gcompris_licences(root: Path) -> dict[str, str]:
-    """LICENSE lists './<lang>/<folder>:' headers, then '<file>  <author> / <licence>' lines."""
+    """LICENSE lists './<lang>/<folder>:' headers, then '<file>  <author> / <licence>' (or
+    '<file>  <licence>') lines; the statement is kept as written."""
     out: dict[str, str] = {}
     folder = ""
     text = (root / "LICENSE").read_text(errors="replace") if (root / "LICENSE").is_file() else ""
@@ -179,9 +180,9 @@ def _gcompris_licences(root: Path) -> dict[str, str]:
         if head:
             folder = head.group(1)
             continue
-        entry = re.match(r"^(\S+\.ogg)\s+(.*?)\s*/\s*(.+?)\s*$", line)
+        entry = re.match(r"^(\S+\.ogg)\s+(.+?)\s*$", line)  # '<file>  [<author> / ]<licence>'
         if entry and folder:
-            out[f"{folder}/{entry.group(1)}"] = f"{entry.group(3)} ({entry.group(2)})"
+            out[f"{folder}/{entry.group(1)}"] = entry.group(2)
     return out
 
 

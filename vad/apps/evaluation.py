@@ -598,6 +598,32 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def format_markdown(report: dict[str, Any]) -> str:
+    """A Markdown table: one row per scope (pooled, each group, family and SNR), one column
+    per system; frame ROC-AUC where the scope has speech, else the share of its frames scored
+    as speech (false alarms on speech-free audio)."""
+    systems = list(report["systems"])
+    first = report["systems"][systems[0]]
+    scopes = [("pooled (files with speech)", "pooled", None)]
+    scopes += [(g, "groups", g) for g in first["groups"]]
+    scopes += [(f, "families", f) for f in first.get("families", {})]
+    scopes += [(k, "snr", k) for k in first["snr"]]
+    lines = ["| scope | files | " + " | ".join(systems) + " |", "|---|---:|" + "---:|" * len(systems)]
+    for label, kind, key in scopes:
+        figs = [report["systems"][n][kind] if key is None else report["systems"][n][kind][key] for n in systems]
+        has_speech = figs[0]["speech_frames"] > 0
+        cells = []
+        for fig in figs:
+            v = fig["roc_auc"] if has_speech else fig["nonspeech_false_alarm_rate"]
+            ok = isinstance(v, float) and math.isfinite(v)
+            cells.append(("{:.3f}" if has_speech else "FA {:.3%}").format(v) if ok else "-")
+        lines.append(f"| {label} | {figs[0]['files']} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("Frame ROC-AUC over the files with speech; `FA` = share of the frames of speech-free files "
+                 "scored >= the system's default threshold.")
+    return "\n".join(lines)
+
+
 # --- plots ----------------------------------------------------------------------------------
 
 
