@@ -557,5 +557,5 @@ def test_markdown_table_has_auc_for_speech_scopes_and_false_alarms_for_speech_fr
     text = format_markdown(report)
     rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
     assert "| perfect | inverted |" in text.splitlines()[0]
-    assert rows["pooled (files with speech)"].endswith("| 1.000 | 0.000 |")
+    assert rows["pooled (AUC over the files with speech)"].endswith("| 1.000 | 0.000 |")
     assert rows["set/quiet"].endswith("| FA 0.000% | FA 100.000% |")

@@ -604,7 +604,7 @@ def format_markdown(report: dict[str, Any]) -> str:
     as speech (false alarms on speech-free audio)."""
     systems = list(report["systems"])
     first = report["systems"][systems[0]]
-    scopes = [("pooled (files with speech)", "pooled", None)]
+    scopes = [("pooled (AUC over the files with speech)", "pooled", None)]
     scopes += [(g, "groups", g) for g in first["groups"]]
     scopes += [(f, "families", f) for f in first.get("families", {})]
     scopes += [(k, "snr", k) for k in first["snr"]]
