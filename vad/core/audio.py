@@ -72,7 +72,8 @@ def _resampled_output(y: np.ndarray) -> np.ndarray:
     """float32 resampler output, clipped to +-MAX_FLOAT_SAMPLE_MAGNITUDE: the filter can overshoot
     an accepted input near that bound, and what the resampler hands on must be accepted too."""
     out = y.astype(np.float32)
-    return np.clip(out, -MAX_FLOAT_SAMPLE_MAGNITUDE, MAX_FLOAT_SAMPLE_MAGNITUDE, out=out)
+    np.minimum(out, MAX_FLOAT_SAMPLE_MAGNITUDE, out=out)  # two in-place ufuncs: np.clip costs
+    return np.maximum(out, -MAX_FLOAT_SAMPLE_MAGNITUDE, out=out)  # a few us more per live chunk
 
 
 def _fail(path: Any, reason: str) -> AudioFileError:
