@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.fixtures_models import energy_model_path  # noqa: F401 - pytest fixture
 from vad.apps import cli
 from vad.core.errors import EXTRA_MODULES
 
@@ -156,3 +157,45 @@ def test_extra_modules_are_what_pyproject_installs():
     for extra, modules in EXTRA_MODULES.items():
         distributions = {re.split(r"[<>=!~\[; ]", req, maxsplit=1)[0].lower() for req in extras[extra]}
         assert distributions == set(modules), extra
+
+
+class _ArraySource:
+    """Stands in for microphone.MicrophoneSource: blocks of an int16 array, then the end."""
+
+    def __init__(self, samples, sample_rate: int, block: int = 320):
+        self.blocks = [samples[i : i + block] for i in range(0, samples.size, block)]
+        self.sample_rate = sample_rate
+        self.dropped_samples = 0
+        self.overflows = 0
+
+    def start(self) -> None:
+        pass
+
+    def read(self, timeout_s: float = 0.1):
+        return self.blocks.pop(0) if self.blocks else None
+
+    def stop(self) -> None:
+        pass
+
+
+def test_listen_clip_that_cannot_be_written_is_a_clear_error(tmp_path, monkeypatch, capsys, energy_model_path):  # noqa: F811
+    import numpy as np
+    from vad.runtime import microphone
+
+    from tests.test_label_cli import RATE, speechlike
+    from vad.apps.commands import listen
+
+    device = microphone.InputDevice(0, "fake mic", "ALSA", 1, float(RATE))
+    monkeypatch.setattr(microphone, "find_input_device", lambda wanted: device)
+    monkeypatch.setattr(microphone, "choose_sample_rate", lambda dev, rate, required=False: RATE)
+    speech = (speechlike() * 32767).astype(np.int16)
+    monkeypatch.setattr(microphone, "MicrophoneSource", lambda dev, rate, max_samples=None: _ArraySource(speech, rate))
+
+    def disk_full(path, samples, rate):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(listen, "write_wav_atomic", disk_full)
+    clips = tmp_path / "clips"
+    assert cli.main(["listen", "--model", str(energy_model_path), "--record-speech", str(clips)]) == 2
+    err = capsys.readouterr().err
+    assert f"--record-speech: cannot write {clips}/speech-" in err and "(No space left on device)" in err

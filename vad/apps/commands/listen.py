@@ -192,7 +192,7 @@ def unused_clip_path(folder: Path, stem: str) -> Path:
 
 
 def run(args) -> int:
-    from vad.core.errors import InvalidInputError
+    from vad.core.errors import AudioFileError, InvalidInputError
 
     if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
         raise InvalidInputError(f"--duration {args.duration}: must be a positive number of seconds")
@@ -228,7 +228,10 @@ def run(args) -> int:
         clip_path = None
         if ev.kind == "end" and record_dir is not None and clip is not None:
             path = unused_clip_path(record_dir, f"speech-{stamp}-{ev.start_s:010.3f}s")
-            write_wav_atomic(path, clip, rate)
+            try:
+                write_wav_atomic(path, clip, rate)
+            except OSError as exc:  # disk full, folder removed while listening, ...
+                raise AudioFileError(f"--record-speech: cannot write {path} ({exc.strerror or exc})") from exc
             clip_path = str(path)
         console.event(ev, clip_path)
         if console.stdout_closed:
