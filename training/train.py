@@ -60,8 +60,7 @@ from vad.training.model import ArchConfig, FrozenVAD
 
 from vad.core.errors import InvalidInputError, VADError
 from vad.core.features import FeatureSpec
-
-MFLOP = 1e6
+from vad.core.modelmeta import MFLOP
 
 
 class TargetNotMetError(VADError, RuntimeError):

@@ -84,6 +84,7 @@ from vad.core.metrics import (
     roc_auc,
     roc_curve,
 )
+from vad.core.modelmeta import MFLOP
 
 EVAL_SAMPLE_RATE_HZ = 16000
 FRAME_HOP_SAMPLES = 160
@@ -686,20 +687,20 @@ _ACCURACY_KEYS = ("dev_roc_auc", "dev_auc", "roc_auc", "auc", "val_roc_auc", "va
 # (key, factor to FLOP/s): total compute first; network-only counts are used when nothing else is given
 _FLOPS_KEYS = (
     ("total_flops_per_second", 1.0),
-    ("total_mflops_per_second", 1e6),
-    ("total_mflops", 1e6),
+    ("total_mflops_per_second", MFLOP),
+    ("total_mflops", MFLOP),
     ("flops_per_second", 1.0),
-    ("mflops_per_second", 1e6),
+    ("mflops_per_second", MFLOP),
 )
 _NETWORK_FLOPS_KEYS = (
     ("network_flops_per_second", 1.0),
-    ("network_mflops_per_second", 1e6),
-    ("network_mflops", 1e6),
+    ("network_mflops_per_second", MFLOP),
+    ("network_mflops", MFLOP),
 )
 _FRONTEND_FLOPS_KEYS = (
     ("frontend_flops_per_second", 1.0),
-    ("frontend_mflops_per_second", 1e6),
-    ("frontend_mflops", 1e6),
+    ("frontend_mflops_per_second", MFLOP),
+    ("frontend_mflops", MFLOP),
 )
 _MAX_SEARCH_DEPTH = 3
 
@@ -807,7 +808,7 @@ def collect_pareto(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
                     points.append(
                         {
                             "name": name,
-                            "mflops_per_second": entry["flops_per_second"] / 1e6,
+                            "mflops_per_second": entry["flops_per_second"] / MFLOP,
                             "auc": auc,
                             "source": str(path),
                         }
@@ -823,7 +824,7 @@ def collect_pareto(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
                 f"({'/'.join(k for k, _ in _FLOPS_KEYS + _NETWORK_FLOPS_KEYS)}) in this report"
             )
         for name, auc, flops in records:
-            points.append({"name": name, "mflops_per_second": flops / 1e6, "auc": auc, "source": str(path)})
+            points.append({"name": name, "mflops_per_second": flops / MFLOP, "auc": auc, "source": str(path)})
     if not points and not lines:
         raise InvalidInputError("no run reports given for --pareto")
     return {"points": points, "baselines": lines}

@@ -103,7 +103,10 @@ def _run_pareto(args) -> int:
 
 
 def run(args) -> int:
-    from vad.core.errors import InvalidInputError
+    from vad.core.errors import InvalidInputError, require_extra
+
+    if args.plot or args.pareto:  # before the evaluation, not after it
+        require_extra("plot", "plotting (--plot, --pareto)")
 
     if args.pareto:
         if args.paths:

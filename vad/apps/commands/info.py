@@ -32,6 +32,8 @@ def model_info(path) -> dict:
 
 
 def format_info(info: dict) -> str:
+    from vad.core.modelmeta import MFLOP
+
     arch = info["architecture"]
     spec = info["feature_spec"]
     pp = info["postprocess"]
@@ -41,9 +43,9 @@ def format_info(info: dict) -> str:
         f"file         {info['file_bytes'] / 1024:.1f} KB, metadata schema {info['schema_version']}",
         f"architecture {arch.get('name', '?')}  widths: {widths}",
         f"parameters   {info['parameters']:,}",
-        f"compute      {info['network_flops_per_second'] / 1e6:.3f} MFLOP/s network + "
-        f"{info['frontend_flops_per_second'] / 1e6:.3f} MFLOP/s front end = "
-        f"{info['total_flops_per_second'] / 1e6:.3f} MFLOP/s",
+        f"compute      {info['network_flops_per_second'] / MFLOP:.3f} MFLOP/s network + "
+        f"{info['frontend_flops_per_second'] / MFLOP:.3f} MFLOP/s front end = "
+        f"{info['total_flops_per_second'] / MFLOP:.3f} MFLOP/s",
         f"latency      {info['algorithmic_latency_ms']:.1f} ms algorithmic "
         f"(frame {info['frame_latency_ms']:.1f} ms + lookahead {info['lookahead_ms']:.1f} ms)",
         f"features     {spec['n_mels']} log-mel @ {spec['sample_rate_hz']} Hz, win {spec['win_length_samples']}, "

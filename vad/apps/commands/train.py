@@ -72,6 +72,9 @@ def _check_number(value: float | None, name: str, low: float, high: float = math
 
 
 def run(args: argparse.Namespace) -> int:
+    from vad.core.errors import require_extra
+
+    require_extra("train", "vad train")  # before any work, not after data preparation
     _check_dirs(args.speech, "speech")
     _check_dirs(args.noise, "noise")
     _check_dirs(args.rir, "room impulse response")
