@@ -62,7 +62,7 @@ def run_ray(
         kwargs: dict[str, Any] = {
             "include_dashboard": False,
             "log_to_driver": False,
-            "logging_level": logging.WARNING,
+            "logging_level": logging.ERROR,  # not the INFO/WARNING lines of a local start
         }
         if address is None:
             kwargs["num_cpus"] = jobs
