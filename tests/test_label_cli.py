@@ -581,3 +581,25 @@ def test_labeling_memory_stays_flat_for_a_long_file(tmp_path, energy_model_path)
     assert result.duration_s == pytest.approx(minutes * 60.0)
     assert len(result.segments) == 2 * minutes
     assert peak < whole_f32_bytes / 2, (peak, whole_f32_bytes)  # blocks of 30 s, not the whole file
+
+
+def test_a_worker_elsewhere_writes_the_same_bytes_for_relative_paths(tmp_path, energy_model_path, monkeypatch):  # noqa: F811
+    """What a Ray worker does: relative paths resolved against the driver's folder, shown as given."""
+    from vad.apps.label_jobs import BatchOptions, Job, run_job
+
+    write_audio(tmp_path / "in/a.wav")
+    (tmp_path / "in/bad.wav").write_bytes(b"nope")
+    monkeypatch.chdir(tmp_path)
+    summary = labeling.label_corpus(["in"], "here", "json", model=energy_model_path, jobs=1)
+    assert summary.written == 1 and summary.failed == 1
+    elsewhere = tmp_path / "worker_cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    loaded = labeling.LoadedModel(energy_model_path)
+    opts = BatchOptions("json", False, None)
+    ok = run_job(loaded, Job(0, Path("in/a.wav"), Path("there/a.vad.json")), opts, root=tmp_path)
+    bad = run_job(loaded, Job(1, Path("in/bad.wav"), Path("there/bad.vad.json")), opts, root=tmp_path)
+    assert ok.status == labeling.WRITTEN and ok.output == Path("there/a.vad.json")
+    assert (tmp_path / "there/a.vad.json").read_bytes() == (tmp_path / "here/a.vad.json").read_bytes()
+    assert bad.error == summary.outcomes[1].error == "not a readable audio file (Format not recognised)"
+    assert not (elsewhere / "there").exists()

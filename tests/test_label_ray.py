@@ -130,3 +130,11 @@ def test_engine_and_address_are_checked(tmp_path, capsys):
         labeling.label_corpus([tmp_path], engine="spark")
     assert cli("label", tmp_path, "--address", "auto") == 2
     assert "needs the ray engine (--engine ray)" in capsys.readouterr().err
+
+
+def test_an_unreachable_cluster_is_one_quick_error(tmp_path, capsys):
+    pytest.importorskip("ray")
+    (tmp_path / "a.wav").write_bytes(b"x")
+    assert cli("label", tmp_path, "--engine", "ray", "--address", "127.0.0.1:1") == 2
+    assert "cannot reach the Ray cluster at 127.0.0.1:1: Connection refused" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.vad.*"))

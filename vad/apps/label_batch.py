@@ -70,15 +70,18 @@ class BatchSummary:
 
 def check_setup(outdir: str | os.PathLike | None, engine: str = "local", address: str | None = None) -> None:
     """What must hold before any work (InvalidInputError, or MissingDependencyError naming the
-    extra): a known engine, an address only for Ray, Ray installed for it, a usable output folder."""
+    extra): a known engine, an address only for Ray, Ray installed for it, a cluster address that
+    takes connections, a usable output folder."""
     if engine not in ENGINES:
         raise InvalidInputError(f"engine={engine!r}: must be one of {', '.join(ENGINES)}")
     if address is not None and engine != "ray":
         raise InvalidInputError(f"a cluster address ({address!r}) needs the ray engine (--engine ray)")
     if engine == "ray":
-        from vad.apps.label_ray import import_ray
+        from vad.apps.label_ray import check_reachable, import_ray
 
         import_ray()
+        if address is not None:
+            check_reachable(address)
     check_outdir(outdir)
 
 

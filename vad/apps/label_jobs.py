@@ -59,14 +59,22 @@ class BatchOptions:
     postprocess: PostprocessConfig | None
 
 
-def run_job(loaded: LoadedModel, job: Job, opts: BatchOptions) -> FileOutcome:
-    """Label one file and write its output; every error becomes a FAILED outcome."""
+def run_job(loaded: LoadedModel, job: Job, opts: BatchOptions, root: Path | None = None) -> FileOutcome:
+    """Label one file and write its output; every error becomes a FAILED outcome.
+
+    ``root``: the folder the job's relative paths are relative to (the driver's working
+    folder, for a worker that runs elsewhere); the outcome and the output's contents show the
+    paths as the job gives them, so the bytes do not depend on where the worker runs.
+    """
     t0 = time.perf_counter()
+    source, output = (job.path, job.output) if root is None else (root / job.path, root / job.output)
     try:
-        result = label_with(loaded, job.path, opts.postprocess, keep_probabilities=opts.probabilities)
-        sha256 = write_output(job.output, format_result(result, opts.fmt, opts.probabilities))
+        result = label_with(loaded, source, opts.postprocess, keep_probabilities=opts.probabilities)
+        if source != job.path:
+            result = dataclasses.replace(result, path=job.path)
+        sha256 = write_output(output, format_result(result, opts.fmt, opts.probabilities))
     except (VADError, OSError) as exc:
-        return failed(job, failure_reason(exc, job.path), time.perf_counter() - t0)
+        return failed(job, failure_reason(exc, source), time.perf_counter() - t0)
     except Exception as exc:  # a bug must not stop the other files; report its type
         return failed(job, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
     return FileOutcome(

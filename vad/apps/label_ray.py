@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import collections
 import logging
+import socket
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from vad.apps.label_audio import LoadedModel
@@ -29,6 +31,7 @@ from vad.core.errors import InvalidInputError, VADError, require
 EXTRA = "cluster"
 _IN_FLIGHT_PER_WORKER = 2  # one file running and one queued per CPU: no idle gap between files
 _WAIT_S = 0.5  # ray.wait timeout: the driver stays responsive to Ctrl-C
+_REACH_TIMEOUT_S = 5.0  # an unreachable HOST:PORT fails here, not after Ray's minutes of retries
 
 # The model each Ray worker process has loaded, by SHA-256 (process-local; one at a time).
 _WORKER_MODELS: dict[str, LoadedModel | str] = {}
@@ -84,8 +87,20 @@ def run_ray(
     return workers
 
 
+def check_reachable(address: str) -> None:
+    """InvalidInputError when an explicit ``HOST:PORT`` (or ``ray://HOST:PORT``) takes no connection."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto" and other forms: Ray resolves them and says what is wrong
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=_REACH_TIMEOUT_S).close()
+    except OSError as exc:
+        raise InvalidInputError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
+
+
 def _drive(ray, pending, workers, model_bytes, sha256, opts, deliver: Deliver, salvage: Deliver) -> None:
     task = ray.remote(num_cpus=1)(_label_task)
+    root = Path.cwd()  # relative inputs and outputs are the driver's, wherever a worker runs
     model_ref = [ray.put(model_bytes)]  # in a list: the worker fetches it only when it lacks the model
     queue = collections.deque(longest_first(pending))
     in_flight: dict[Any, Job] = {}
@@ -93,7 +108,7 @@ def _drive(ray, pending, workers, model_bytes, sha256, opts, deliver: Deliver, s
     def submit() -> None:
         while queue and len(in_flight) < _IN_FLIGHT_PER_WORKER * workers:
             job = queue.popleft()
-            in_flight[task.remote(model_ref, sha256, job, opts)] = job
+            in_flight[task.remote(model_ref, sha256, job, opts, root)] = job
 
     try:
         submit()
@@ -124,7 +139,7 @@ def _outcome(ray, ref, job: Job) -> FileOutcome:
         return failed(job, f"Ray task failed: {lines[-1] if lines else type(exc).__name__}")
 
 
-def _label_task(model_ref: list, sha256: str, job: Job, opts: BatchOptions) -> FileOutcome:
+def _label_task(model_ref: list, sha256: str, job: Job, opts: BatchOptions, root: Path) -> FileOutcome:
     """One file in a Ray worker (runs there; loads the model on the worker's first task)."""
     loaded = _WORKER_MODELS.get(sha256)
     if loaded is None:
@@ -138,4 +153,4 @@ def _label_task(model_ref: list, sha256: str, job: Job, opts: BatchOptions) -> F
         _WORKER_MODELS[sha256] = loaded
     if isinstance(loaded, str):
         return failed(job, loaded)
-    return run_job(loaded, job, opts)
+    return run_job(loaded, job, opts, root)
