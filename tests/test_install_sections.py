@@ -66,7 +66,7 @@ def test_section_1_then_section_2_in_one_clone(tmp_path):
     # section 1: install and label the demo (this writes numba's cache inside site-packages)
     _run([*pip, "."], clone, env)
     _run([str(venv / "bin" / "vad"), "label", "tests/data/demo.opus", "--format", "csv", "-o", "labels"], clone, env)
-    assert (clone / "labels" / "demo.csv").read_text().strip()
+    assert (clone / "labels" / "demo.vad.csv").read_text().strip()
     leftovers = list((site / "vad").rglob("*.nbi"))
     assert leftovers, "section 1 should have cached numba kernels inside the installed package"
 
@@ -85,4 +85,4 @@ def test_section_1_then_section_2_in_one_clone(tmp_path):
     where = _run([py, "-c", code], user, env).strip().splitlines()[-1]
     assert Path(where).resolve().is_relative_to(clone.resolve()), where  # the editable source, not a leftover
     out = _run([str(venv / "bin" / "vad"), "label", "demo.opus", "--format", "json", "-o", "out"], user, env)
-    assert (user / "out" / "demo.json").is_file(), out
+    assert (user / "out" / "demo.vad.json").is_file(), out

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import os
 import re
+import stat
+from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any
 
@@ -47,6 +49,7 @@ _PLACEHOLDER_DATA_BYTES = {0, 0xFFFFFFFF, 0x7FFFFFFF, 0xFFFFFFFF - 1}
 _DECLARED_SIZE = re.compile(r"data\s*:\s*(\d+)\s*\(should be (\d+)\)")
 _MP3_FRAME_COUNT_SLACK = 0.01
 _EARLY_END_MARKERS = ("ended unexpectedly", "unexpected end of file")
+_WHOLE_FILE_BLOCK_FRAMES = 1 << 20  # load_audio reads whole files through AudioReader in blocks this long
 
 
 def _check_rate(value: Any, name: str) -> int:
@@ -103,10 +106,25 @@ def _truncation(info: str, frames_declared: int, frames_read: int, is_mp3: bool)
     return None
 
 
-def _read_file(path: Any, allow_empty: bool = False) -> tuple[np.ndarray, int]:
-    """Read all frames as float64 [n, channels] and the rate, or raise AudioFileError."""
+def _nonblocking(path: Any, flags: int) -> int:
+    """``open`` opener: never block (opening a FIFO for reading would wait for a writer forever)."""
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
+
+
+def _open_regular(path: Any):
+    """Open a regular, non-empty file for binary reading, or raise AudioFileError."""
     try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed below; gives clean OS error reasons
+        handle = open(path, "rb", opener=_nonblocking)  # noqa: SIM115 - the caller closes it
     except FileNotFoundError:
         raise _fail(path, "no such file") from None
     except IsADirectoryError:
@@ -115,36 +133,96 @@ def _read_file(path: Any, allow_empty: bool = False) -> tuple[np.ndarray, int]:
         raise _fail(path, "permission denied") from None
     except OSError as exc:
         raise _fail(path, f"cannot be opened ({exc.strerror or exc})") from exc
-    with handle:
-        if os.fstat(handle.fileno()).st_size == 0:
-            raise _fail(path, "empty file (0 bytes)")
+    st = os.fstat(handle.fileno())
+    why = None
+    if stat.S_ISDIR(st.st_mode):
+        why = "is a directory, not an audio file"
+    elif not stat.S_ISREG(st.st_mode):
+        why = f"is {_kind(st.st_mode)}, not an audio file"
+    elif st.st_size == 0:
+        why = "empty file (0 bytes)"
+    if why:
+        handle.close()
+        raise _fail(path, why)
+    return handle
+
+
+class AudioReader:
+    """An audio file opened for reading block by block, so memory stays flat whatever its length.
+
+    >>> with AudioReader("long.flac") as reader:
+    ...     for block in reader.blocks(30 * reader.rate_hz):   # float64 mono, channels averaged
+    ...         ...
+
+    Opening raises ``AudioFileError`` for what the header shows (missing, not a regular file,
+    0 bytes, not audio, invalid rate); ``blocks`` raises it for corrupt data, non-finite samples
+    (with their position) and, at the end, truncation and (unless ``allow_empty``) no samples.
+    ``load_audio`` reads through this class, so both paths give the same samples and errors.
+
+    Attributes:
+        path, rate_hz, channels, frames_declared (from the header; an estimate for some MP3s),
+        frames_read (samples per channel decoded so far).
+    """
+
+    def __init__(self, path: str | os.PathLike, allow_empty: bool = False) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise InvalidInputError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        self.path = path
+        self._allow_empty = allow_empty
+        self._handle = _open_regular(path)
         try:
-            with soundfile.SoundFile(handle) as sound:
-                frames_declared = sound.frames
-                rate = sound.samplerate
-                info = sound.extra_info
-                is_mp3 = sound.format == "MP3"
-                try:
-                    data = sound.read(dtype="float64", always_2d=True)
-                except (soundfile.SoundFileError, RuntimeError) as exc:
-                    raise _fail(path, f"truncated or corrupt audio data ({_libsndfile_reason(exc)})") from exc
-        except AudioFileError:
-            raise
+            self._sound = soundfile.SoundFile(self._handle)
         except (soundfile.SoundFileError, RuntimeError, TypeError, ValueError) as exc:
+            self._handle.close()
             raise _fail(path, f"not a readable audio file ({_libsndfile_reason(exc)})") from exc
         except OSError as exc:
+            self._handle.close()
             raise _fail(path, f"read error ({exc})") from exc
-    why = _truncation(info, frames_declared, data.shape[0], is_mp3)
-    if why:
-        raise _fail(path, why)
-    if rate <= 0:
-        raise _fail(path, f"declares an invalid sample rate ({rate} Hz)")
-    if data.shape[0] == 0 and not allow_empty:
-        raise _fail(path, "contains no audio samples (empty)")
-    bad = first_bad_sample(data)
-    if bad is not None:
-        raise _fail(path, f"contains {bad_sample_reason(bad_sample_value(data, bad), bad, rate)}")
-    return data, int(rate)
+        self.rate_hz = int(self._sound.samplerate)
+        self.channels = int(self._sound.channels)
+        self.frames_declared = int(self._sound.frames)
+        self.frames_read = 0
+        self._info = self._sound.extra_info
+        self._is_mp3 = self._sound.format == "MP3"
+        if self.rate_hz <= 0:
+            self.close()
+            raise _fail(path, f"declares an invalid sample rate ({self.rate_hz} Hz)")
+
+    def blocks(self, block_frames: int) -> Iterator[np.ndarray]:
+        """Yield the rest of the file as float64 mono blocks of ``block_frames`` samples (the last shorter)."""
+        if isinstance(block_frames, bool) or not isinstance(block_frames, (int, np.integer)) or block_frames < 1:
+            raise InvalidInputError(f"block_frames={block_frames!r}: must be an integer >= 1")
+        path = self.path
+        while True:
+            try:
+                data = self._sound.read(int(block_frames), dtype="float64", always_2d=True)
+            except (soundfile.SoundFileError, RuntimeError) as exc:
+                raise _fail(path, f"truncated or corrupt audio data ({_libsndfile_reason(exc)})") from exc
+            except OSError as exc:
+                raise _fail(path, f"read error ({exc})") from exc
+            if data.shape[0] == 0:
+                break
+            bad = first_bad_sample(data)
+            if bad is not None:
+                at = self.frames_read + bad
+                raise _fail(path, f"contains {bad_sample_reason(bad_sample_value(data, bad), at, self.rate_hz)}")
+            self.frames_read += data.shape[0]
+            yield data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)
+        why = _truncation(self._info, self.frames_declared, self.frames_read, self._is_mp3)
+        if why:
+            raise _fail(path, why)
+        if self.frames_read == 0 and not self._allow_empty:
+            raise _fail(path, "contains no audio samples (empty)")
+
+    def close(self) -> None:
+        self._sound.close()
+        self._handle.close()
+
+    def __enter__(self) -> AudioReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def load_audio(
@@ -170,8 +248,10 @@ def load_audio(
         raise InvalidInputError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     if target_rate_hz is not None:
         target_rate_hz = _check_rate(target_rate_hz, "target_rate_hz")
-    data, rate = _read_file(path, allow_empty)
-    mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)
+    with AudioReader(path, allow_empty) as reader:
+        rate = reader.rate_hz
+        parts = list(reader.blocks(_WHOLE_FILE_BLOCK_FRAMES))
+    mono = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float64)
     if target_rate_hz is None or target_rate_hz == rate:
         return mono.astype(np.float32), rate
     if mono.size == 0:
