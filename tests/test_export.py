@@ -465,3 +465,21 @@ def test_parity_on_real_recording(model, exported, shared_data):
     audio, _rate = load_audio(path, 16000)
     audio = audio[: 20 * 16000].astype(np.float32)[None]
     assert np.max(np.abs(_torch_run(model, audio) - _ort_run(_session(exported[0]), audio)[0])) <= PARITY
+
+
+def test_info_escapes_control_characters_from_the_file(tmp_path):
+    """Issue 13 bug 6: a model name with ANSI escapes used to clear the terminal in `vad info`."""
+    from vad.training.export import build_metadata, export_onnx
+
+    hostile = "\x1b[2J\x1b[3J\x1b[Hpwned\x07\u202e"
+    net = build_random_vad(input_width=4, conv_width=4, gru_width=4)
+    meta = build_metadata(net, FeatureSpec(), metrics={"auc\x1b]0;title\x07": 0.5}, name=hostile,
+                          training={"cfg\x9b31m": 1})
+    path = export_onnx(net, meta, tmp_path / "hostile\x1b[31m.onnx")
+    run = subprocess.run([sys.executable, "-m", "vad", "info", str(path)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert not any(ch in run.stdout for ch in "\x1b\x07\x9b\u202e")
+    assert "\\x1b[2J\\x1b[3J\\x1b[Hpwned\\x07\\u202e" in run.stdout and "hostile\\x1b[31m.onnx" in run.stdout
+    assert "auc\\x1b]0;title\\x07=0.5" in run.stdout and "cfg\\x9b31m" in run.stdout
+    as_json = subprocess.run([sys.executable, "-m", "vad", "info", str(path), "--json"], capture_output=True, text=True)
+    assert "\x1b" not in as_json.stdout and json.loads(as_json.stdout)["name"] == hostile

@@ -322,6 +322,39 @@ def test_runtime_imports_and_runs_without_torch(random_model_path):  # noqa: F81
     assert run.returncode == 0, run.stderr
 
 
+def test_onnxruntime_alone_runs_the_file_when_numba_is_not_importable(random_model_path):  # noqa: F811
+    """The raw-audio graph needs only onnxruntime: with numba blocked, auto falls back, says why,
+    and gives the numba backend's probabilities."""
+    import json
+
+    from vad.runtime.engine import StreamingVAD
+    from vad.runtime.model import VADModel
+
+    audio = bursts(2.0, seed=21)
+    code = (
+        "import sys, json; sys.modules['numba'] = None; sys.modules['rocket_fft'] = None; sys.modules['torch'] = None\n"
+        "import numpy as np; import vad.runtime\n"
+        "from vad.runtime.model import VADModel\n"
+        "from vad.core.errors import MissingDependencyError\n"
+        f"m = VADModel({str(random_model_path)!r})\n"
+        "try:\n    VADModel(m.path, backend='numba'); raise SystemExit('numba backend loaded')\n"
+        "except MissingDependencyError as e:\n    err = str(e)\n"
+        "audio = np.frombuffer(sys.stdin.buffer.read(), dtype=np.int16)\n"
+        "v = vad.runtime.StreamingVAD(m, 16000, block_frames=5)\n"
+        "r = v.process_signal(audio)\n"
+        "loaded = [k for k in sys.modules if sys.modules[k] is not None and k.split('.')[0] in ('numba', 'torch')]\n"
+        "print(json.dumps({'backend': m.backend, 'note': m.backend_note, 'err': err, 'loaded': loaded,\n"
+        "                  'probs': r.probabilities.tolist()}))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], input=audio.tobytes(), capture_output=True, cwd=REPO)
+    assert run.returncode == 0, run.stderr.decode()
+    got = json.loads(run.stdout)
+    assert got["backend"] == "onnxruntime" and "numba is not importable" in got["note"]
+    assert "backend='numba' needs numba" in got["err"] and got["loaded"] == []
+    fast = StreamingVAD(VADModel(random_model_path, backend="numba"), RATE).process_signal(audio)
+    assert np.max(np.abs(np.array(got["probs"], dtype=np.float32) - fast.probabilities)) <= 1e-4
+
+
 def test_default_model():
     from vad.runtime.model import DEFAULT_MODEL_NAME, default_model_path
 
