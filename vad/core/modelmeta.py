@@ -167,8 +167,9 @@ def _is_hex_digest(text: str) -> bool:
 
 
 def weights_digest(tensors: Mapping[str, np.ndarray]) -> str:
-    """SHA-256 (hex) of named tensors: for each name in sorted order, the UTF-8 name, the
-    dtype (numpy ``str``, little-endian), the shape and the little-endian bytes.
+    """SHA-256 (hex) of named tensors: for each name in sorted order, the header
+    ``<UTF-8 name> NUL <numpy dtype str, little-endian> NUL <dims, comma-separated> NUL``
+    followed by the tensor's little-endian bytes in C order.
 
     The exporter stores it as ``weights_sha256`` over every initializer of the graph; loading
     recomputes it from the file (``vad.runtime.modelfile``), so a changed weight is refused.
@@ -176,9 +177,10 @@ def weights_digest(tensors: Mapping[str, np.ndarray]) -> str:
     h = hashlib.new(DIGEST_ALGORITHM)
     for name in sorted(tensors):
         array = np.asarray(tensors[name])
-        little = array.astype(array.dtype.newbyteorder("<"), copy=False)
-        h.update(json.dumps([name, little.dtype.str, list(little.shape)]).encode("utf-8"))
-        h.update(np.ascontiguousarray(little).tobytes())
+        little = np.ascontiguousarray(array.astype(array.dtype.newbyteorder("<"), copy=False))
+        header = "\0".join([name, little.dtype.str, ",".join(str(d) for d in little.shape)]) + "\0"
+        h.update(header.encode("utf-8"))
+        h.update(little.tobytes())
     return h.hexdigest()
 
 
