@@ -43,7 +43,7 @@ LEGACY = REPO / "tests" / "data" / "legacy-schema1.onnx"
 HOP = 160
 # only these ops: every ONNX runtime has them (no DFT/STFT, which several providers lack)
 PORTABLE_OPS = {
-    "Add", "Cast", "Clip", "Concat", "Constant", "Conv", "Div", "GRU", "Gather", "Log", "MatMul", "Mul", "Range",
+    "Add", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "Div", "GRU", "Gather", "Log", "MatMul", "Mul", "Pad",
     "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Squeeze", "Sub", "Transpose", "Unsqueeze",
 }
 

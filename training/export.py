@@ -11,17 +11,17 @@ The front end inside the graph (``GraphFrontEnd``) is built from the ``FeatureSp
 (``vad.core.features``: framing rule, ``hann_window``, ``mel_filterbank``) and computes in
 float64 like every other implementation, so it matches ``vad.core.features.logmel``:
 
-* framing: ``[state_frames, audio]`` is framed by one Gather; frame ``i`` is samples
-  ``[i * hop, i * hop + win)`` of that concatenation, i.e. it ends at input sample
-  ``(i + 1) * hop`` (zeros in a fresh ``state_frames`` are the causal left pad);
-  ``state_frames_out`` is the last ``win - hop`` samples;
+* framing: frame ``i`` is samples ``[i * hop, i * hop + win)`` of ``[state_frames, audio]``,
+  i.e. it ends at input sample ``(i + 1) * hop`` (zeros in a fresh ``state_frames`` are the
+  causal left pad); it is cut from whole rows of one hop (Pad, Reshape, Slice, Concat: block
+  copies and no run-time shape arithmetic); ``state_frames_out`` is the last ``win - hop`` samples;
 * DFT: the zero-padded ``n_fft``-point real DFT as a two-stage (Cooley-Tukey) product of
   small matrices, ``n_fft = P * Q``: a P-point DFT over ``n1`` for each ``n2``, a twiddle
   multiply, then a Q-point DFT over ``n2`` (``_dft_split`` picks the P, Q with the fewest
-  multiply-adds; ~44k per frame for n_fft 512 against ~205k for one dense DFT matrix). Only
-  MatMul, Mul, Add, Gather, Concat, Transpose, Reshape, Max, Log and Cast: ops every ONNX
-  runtime has had since opset 13, unlike ``DFT``/``STFT`` (opset 17, missing from several
-  mobile and GPU execution providers);
+  multiply-adds; ~44k per frame for n_fft 512 against ~205k for one dense DFT matrix). The
+  front end uses only Pad, Reshape, Slice, Concat, Transpose, Cast, MatMul, Mul, Add, Sub,
+  Gather (of constant tables), Clip and Log: ops every ONNX runtime has had since opset 13,
+  unlike ``DFT``/``STFT`` (opset 17, missing from several mobile and GPU execution providers);
 * power ``|X|^2``, the mel matrix (float64, rows re-ordered to the DFT's output order by a
   constant Gather), ``log(max(mel, log_floor))``, cast to float32;
 * then the network, with its per-band normalisation (``feat_mean``/``feat_std``).
@@ -212,19 +212,27 @@ class GraphFrontEnd(nn.Module):
             self.register_buffer(name, torch.from_numpy(np.ascontiguousarray(table, dtype=np.float64)))
         # power comes out as [.., P, k2] (row-major): the mel row of each position's bin
         self.register_buffer("mel_rows", torch.from_numpy(rows.reshape(-1).astype(np.int64)))
-        self._pad = n1_count * q - spec.win_length_samples
+        # framing geometry: a lead pad makes [lead | state | audio] a whole number of hop rows;
+        # each frame copies `pieces` rows and keeps n1 * Q samples (the window zeroes any past win)
+        hop, keep = spec.hop_length_samples, spec.left_pad_samples
+        self._lead = (-keep) % hop
+        self._pieces = -(-(self._lead + n1_count * q) // hop)
+        self._tail = (self._pieces - 1 - (self._lead + keep) // hop) * hop
 
     def forward(self, audio: torch.Tensor, state_frames: torch.Tensor):
         spec = self.spec
         hop, keep = spec.hop_length_samples, spec.left_pad_samples
         x = torch.cat([state_frames, audio], dim=1)  # [B, keep + N]
-        new_state = x[:, x.shape[1] - keep :]
-        n_frames = audio.shape[1] // hop
-        if self._pad:
-            x = nn.functional.pad(x, (0, self._pad))
-        index = (torch.arange(n_frames)[:, None, None] * hop + torch.arange(self.q)[None, :, None]
-                 + self.q * torch.arange(self.n1_count)[None, None, :])  # [F, Q, n1]
-        frames = x[:, index].to(torch.float64) * self.window  # [B, F, Q, n1]
+        new_state = x[:, -keep:]
+        # framing by whole-row copies: pad so that [lead | x] splits into rows of one hop; frame i
+        # is `pieces` consecutive rows from row i, cut to the span_samples after the lead
+        x = nn.functional.pad(x, (self._lead, self._tail))
+        rows = _reshape(x, (0, -1, hop))  # [B, F + pieces - 1, hop]
+        last = self._pieces - 1
+        frames = torch.cat([rows[:, j : j - last] if j < last else rows[:, j:] for j in range(self._pieces)], dim=2)
+        frames = frames[:, :, self._lead : self._lead + self.n1_count * self.q]  # [B, F, n1 * Q]
+        frames = _reshape(frames, (0, 0, self.n1_count, self.q)).transpose(2, 3)  # [B, F, Q, n1]
+        frames = frames.to(torch.float64) * self.window  # samples past the window are zeroed here
         a = torch.matmul(frames, self.stage1)  # [B, F, Q, 2P]: P-point DFTs over n1 (re | im)
         a_re, a_im = a[..., : self.p], a[..., self.p :]
         b_re = a_re * self.twiddle_re - a_im * self.twiddle_im
@@ -232,11 +240,28 @@ class GraphFrontEnd(nn.Module):
         b = torch.cat([b_re, b_im], dim=-2).transpose(-1, -2)  # [B, F, P, 2Q]
         spectrum = torch.matmul(b, self.stage2)  # [B, F, P, 2 k2]: Q-point DFTs over n2 (re | im)
         re, im = spectrum[..., : self.k2_count], spectrum[..., self.k2_count :]
-        # [B, F, P * k2] (sizes spelled out: a -1 cannot be inferred for 0 frames)
-        power = (re * re + im * im).reshape(spectrum.shape[0], spectrum.shape[1], self.p * self.k2_count)
+        power = _reshape(re * re + im * im, (0, 0, -1))  # [B, F, P * k2]
         mel_table = torch.cat([self.mel, torch.zeros(1, spec.n_mels, dtype=torch.float64)], dim=0)
         mel = torch.matmul(power, mel_table[self.mel_rows])  # [B, F, n_mels]
         return torch.log(torch.clamp(mel, min=spec.log_floor)).to(torch.float32), new_state
+
+
+class _StaticReshape(torch.autograd.Function):
+    """``Reshape`` with a constant target shape in ONNX terms (0 = keep that input dimension,
+    -1 = inferred), so the graph computes no shapes at run time."""
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        target = [x.shape[i] if d == 0 else d for i, d in enumerate(shape)]
+        return x.reshape(target)
+
+    @staticmethod
+    def symbolic(g, x, shape):
+        return g.op("Reshape", x, g.op("Constant", value_t=torch.tensor(shape, dtype=torch.int64)))
+
+
+def _reshape(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    return _StaticReshape.apply(x, shape)
 
 
 class RawAudioVAD(FrozenVAD):
