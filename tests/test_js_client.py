@@ -166,3 +166,20 @@ def test_js_postprocess_port_emits_the_same_events_as_python(js_client, tmp_path
                          timeout=60)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout) == want
+
+
+def test_model_card_javascript_example_runs(js_client):
+    from vad.runtime.model import VADModel
+
+    from tests.test_model_card import card_example
+
+    code = card_example("js", "JavaScript with onnxruntime-node")
+    assert len(code.strip().splitlines()) <= 14
+    (js_client / "example.mjs").write_text(code)
+    shutil.copy(MODEL, js_client / "default.onnx")
+    run = subprocess.run(["node", "example.mjs"], cwd=js_client, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    printed = np.array([float(line.split()[1]) for line in run.stdout.splitlines()])
+    model = VADModel(MODEL, backend="onnxruntime")
+    want, _ = model.run(np.zeros(16000, np.float32), model.initial_state())
+    assert printed.shape == (100,) and np.max(np.abs(printed - want)) <= 5e-4 + 1e-4
