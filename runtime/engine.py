@@ -40,8 +40,8 @@ from vad.core.postprocess import PostprocessConfig, SegmentEvent, SegmentTracker
 
 # Frames per network call when block_frames=None, by backend (measured with `vad bench` on a
 # 2-core x86 machine, default-width model): numba has no per-call overhead worth batching
-# (~3 us for a one-frame call), onnxruntime costs ~25-100 us per call, so it gets 16-frame blocks
-# (160 ms latency) to bring it to ~5 us per frame.
+# (~3 us for a one-frame call), onnxruntime costs ~100 us per call (its graph includes the front
+# end), so it gets 16-frame blocks (160 ms latency); models/README.md quotes both backends' costs.
 # Chunk length process_signal feeds a whole signal in (bounds the per-call feature arrays).
 SIGNAL_CHUNK_SECONDS = 30.0
 

@@ -426,6 +426,7 @@ def test_export_checkpoint(checkpoint, trained, tmp_path):
     assert np.max(np.abs(_ort_run(_session(path), audio)[0] - want)) <= PARITY
 
 
+@pytest.mark.slow
 def test_cli_export_convert_and_info(checkpoint, tmp_path):
     out = tmp_path / "cli.onnx"
     run = subprocess.run(
@@ -446,7 +447,8 @@ def test_cli_export_convert_and_info(checkpoint, tmp_path):
     assert data["architecture"]["widths"] == {"input": 8, "conv": 8, "gru": 8}
     assert data["file_bytes"] == out.stat().st_size
     assert data["backend"] in ("numba", "onnxruntime") and data["weights_verified"] is True
-    text = subprocess.run([sys.executable, "-m", "vad", "info", str(out)], capture_output=True, text=True)
+    text = subprocess.run([sys.executable, "-m", "vad", "info", str(out), "--backend", "onnxruntime"],
+                          capture_output=True, text=True)
     assert "MFLOP/s" in text.stdout and "onset 0.7" in text.stdout
     assert "verified" in text.stdout and "backend" in text.stdout
     bad = subprocess.run([sys.executable, "-m", "vad", "info", str(tmp_path / "nope.onnx")], capture_output=True,
@@ -476,10 +478,12 @@ def test_info_escapes_control_characters_from_the_file(tmp_path):
     meta = build_metadata(net, FeatureSpec(), metrics={"auc\x1b]0;title\x07": 0.5}, name=hostile,
                           training={"cfg\x9b31m": 1})
     path = export_onnx(net, meta, tmp_path / "hostile\x1b[31m.onnx")
-    run = subprocess.run([sys.executable, "-m", "vad", "info", str(path)], capture_output=True, text=True)
+    run = subprocess.run([sys.executable, "-m", "vad", "info", str(path), "--backend", "onnxruntime"],
+                         capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert not any(ch in run.stdout for ch in "\x1b\x07\x9b\u202e")
     assert "\\x1b[2J\\x1b[3J\\x1b[Hpwned\\x07\\u202e" in run.stdout and "hostile\\x1b[31m.onnx" in run.stdout
     assert "auc\\x1b]0;title\\x07=0.5" in run.stdout and "cfg\\x9b31m" in run.stdout
-    as_json = subprocess.run([sys.executable, "-m", "vad", "info", str(path), "--json"], capture_output=True, text=True)
+    as_json = subprocess.run([sys.executable, "-m", "vad", "info", str(path), "--json", "--backend", "onnxruntime"],
+                             capture_output=True, text=True)
     assert "\x1b" not in as_json.stdout and json.loads(as_json.stdout)["name"] == hostile
