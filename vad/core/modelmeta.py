@@ -48,7 +48,6 @@ FIRST_RAW_AUDIO_SCHEMA = 2  # schema 1 graphs took log-mel features; `vad export
 SCHEMA_KEY = "vad.schema_version"
 METADATA_KEY = "vad.metadata"
 AUDIO_INPUT = "audio"
-LEGACY_FEATURES_INPUT = "features"  # the input of schema-1 graphs (read only to convert them)
 PROBABILITY_OUTPUT = "probability"
 STATE_PREFIX = "state_"
 STATE_OUT_SUFFIX = "_out"
