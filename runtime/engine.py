@@ -35,7 +35,7 @@ import numpy as np
 from vad.runtime.model import DEFAULT_BACKEND, VADModel
 
 from vad.core.errors import InvalidInputError, StreamStateError
-from vad.core.features import as_float64_samples, pcm_scale
+from vad.core.features import as_float64_samples, check_sample_array, check_sample_values, pcm_scale
 from vad.core.postprocess import PostprocessConfig, SegmentEvent, SegmentTracker
 
 # Frames per network call when block_frames=None, by backend (measured with `vad bench` on a
@@ -235,12 +235,7 @@ class StreamingVAD:
                 f"chunk sample_rate={sample_rate!r} does not match the stream's sample_rate={self.sample_rate} "
                 "(make a StreamingVAD for that rate)"
             )
-        if not isinstance(chunk, np.ndarray):
-            raise InvalidInputError(f"chunk must be a 1-D numpy array, got {type(chunk).__name__}")
-        if chunk.ndim != 1:
-            raise InvalidInputError(f"chunk must be 1-D mono samples, got shape {chunk.shape} (downmix first)")
-        if chunk.dtype.kind not in "fi":
-            raise InvalidInputError(f"chunk must be float or signed integer PCM (int16), got dtype {chunk.dtype}")
+        check_sample_array(chunk, "chunk")  # the sample contract (dtypes) of vad.core.features
         return chunk
 
     def _infer(self, samples: np.ndarray, final: bool) -> np.ndarray:
@@ -283,7 +278,7 @@ class StreamingVAD:
         )
 
     def process(self, chunk: np.ndarray, sample_rate: int | None = None) -> StreamResult:
-        """Feed the next chunk (1-D int16 or float32/float64 mono, any length incl. 0).
+        """Feed the next chunk (1-D float32/float64, int16 or int32 mono, any length incl. 0).
 
         ``sample_rate``, when given, must equal the stream's rate. Raises InvalidInputError
         (bad dtype/shape/non-finite/rate; the stream state is unchanged) or StreamStateError
@@ -321,8 +316,8 @@ class StreamingVAD:
         the signal is fed in chunks of ``chunk_seconds`` so working memory stays bounded.
         The result is identical to any other chunking (tested). Needs ``reset()`` afterwards.
         """
-        if not isinstance(samples, np.ndarray):
-            raise InvalidInputError(f"samples must be a 1-D numpy array, got {type(samples).__name__}")
+        check_sample_array(samples, "samples")
+        check_sample_values(samples, "samples", self.sample_rate)  # position in the signal, nothing consumed
         if not chunk_seconds > 0:
             raise InvalidInputError(f"chunk_seconds={chunk_seconds!r}: must be > 0")
         first = self.frames_processed
@@ -352,18 +347,13 @@ _INT16_SCALE = np.float32(pcm_scale(np.dtype(np.int16)))  # exact: int16 * 2**-1
 
 
 def _model_samples(chunk: np.ndarray) -> np.ndarray:
-    """The backends' input: C-contiguous float32 (integer PCM scaled by ``pcm_scale``);
-    InvalidInputError, before any state changes, for a non-finite value or one beyond float32.
-    int16 (the common case) is scaled straight to float32 in one numpy call."""
+    """The backends' input: C-contiguous float32 samples (int16/int32 PCM scaled by ``pcm_scale``);
+    InvalidInputError naming the first rejected sample (the sample contract of
+    ``vad.core.features``: non-finite, or beyond +-MAX_FLOAT_SAMPLE_MAGNITUDE, which float32
+    holds exactly) before any state changes. int16, the common case, takes one numpy call."""
     if chunk.dtype == np.int16:
         return np.multiply(chunk, _INT16_SCALE, dtype=np.float32)
     if chunk.dtype == np.float32 and chunk.flags.c_contiguous:
-        if not np.isfinite(chunk).all():
-            as_float64_samples(chunk, "chunk")  # raises, naming the first bad sample
+        check_sample_values(chunk, "chunk")
         return chunk
-    with np.errstate(over="ignore"):
-        out = as_float64_samples(chunk, "chunk").astype(np.float32)
-    if not np.isfinite(out).all():
-        bad = int(np.flatnonzero(~np.isfinite(out))[0])
-        raise InvalidInputError(f"chunk has a sample ({chunk[bad]!r}) at index {bad} beyond the float32 range")
-    return out
+    return as_float64_samples(chunk, "chunk").astype(np.float32)

@@ -28,8 +28,8 @@ import numpy as np
 from numba import njit
 
 from vad.core.errors import ModelFileError
+from vad.core.modelmeta import ARCHITECTURE_NAME
 
-ARCHITECTURE_NAME = "causal-dwconv-gru"
 _WEIGHTS = (
     "feat_mean", "feat_std", "inp.weight", "inp.bias", "dw.weight", "dw.bias", "pw.weight", "pw.bias",
     "gru.weight_ih_l0", "gru.weight_hh_l0", "gru.bias_ih_l0", "gru.bias_hh_l0", "out.weight", "out.bias",

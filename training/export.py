@@ -68,13 +68,13 @@ from vad.runtime.onnxproto import (
     read_metadata_props,
     read_tensors,
 )
-from vad.training.consolidate import ARCH_NAME
 from vad.training.model import ArchConfig, FrozenVAD
 
 from vad.core.atomicfile import atomic_write_bytes
 from vad.core.errors import InvalidInputError, ModelFileError
 from vad.core.features import FeatureSpec, hann_window, logmel, mel_filterbank
 from vad.core.modelmeta import (
+    ARCHITECTURE_NAME,
     AUDIO_INPUT,
     FRAMES_STATE,
     NETWORK_STATES,
@@ -93,7 +93,6 @@ EXAMPLE_HOPS = 3
 EXPORT_TOLERANCE = 1e-4  # max abs probability difference graph vs torch on the export probe
 _PROBE_SECONDS = 2.0
 _PROBE_SEED = 20240515
-FRONTEND_PREFIX = "frontend"  # the front-end tables' initializers are named frontend.<table>
 
 
 def build_metadata(
@@ -117,7 +116,7 @@ def build_metadata(
     return ModelMetadata(
         feature_spec=feature_spec,
         architecture={
-            "name": ARCH_NAME,
+            "name": ARCHITECTURE_NAME,
             "widths": dict(arch.widths),
             "n_features": arch.n_features,
             "conv_kernel_frames": arch.conv_kernel_frames,
@@ -459,8 +458,8 @@ def load_model_weights(source: str | Path) -> tuple[FrozenVAD, ModelMetadata]:
     if version >= 2:
         verify_tensors(tensors, parse_metadata_props(props, source=str(source)), str(source))
     arch_info = metadata.architecture
-    if arch_info.get("name") != ARCH_NAME:
-        raise ModelFileError(f"{source}: architecture {arch_info.get('name')!r} is not {ARCH_NAME!r}; cannot rebuild it")
+    if arch_info.get("name") != ARCHITECTURE_NAME:
+        raise ModelFileError(f"{source}: architecture {arch_info.get('name')!r} is not {ARCHITECTURE_NAME!r}; cannot rebuild it")
     try:
         widths = arch_info["widths"]
         arch = ArchConfig(

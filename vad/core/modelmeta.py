@@ -54,6 +54,10 @@ STATE_OUT_SUFFIX = "_out"
 FRAMES_STATE = STATE_PREFIX + "frames"
 NETWORK_STATES = (STATE_PREFIX + "conv", STATE_PREFIX + "gru")
 DIGEST_ALGORITHM = "sha256"
+# The one network architecture this project trains, exports and runs (training.model describes
+# it; exported metadata and checkpoints carry this name; the numba backend checks it).
+ARCHITECTURE_NAME = "causal-dwconv-gru"
+MFLOP = 1e6  # FLOPs in one MFLOP: every "MFLOP/s" figure is FLOPs per second / MFLOP
 
 
 @dataclasses.dataclass(frozen=True)

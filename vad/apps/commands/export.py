@@ -45,9 +45,9 @@ def run(args) -> int:
     import time
     from pathlib import Path
 
-    from vad.core.errors import require
+    from vad.core.errors import require_extra
 
-    require("torch", "train", "vad export")
+    require_extra("train", "vad export")
     from vad.core.postprocess import PostprocessConfig
     from vad.training.export import convert_onnx, export_checkpoint, load_model_weights
 

@@ -58,6 +58,8 @@ def escape_nonprinting(text: str) -> str:
 
 
 def format_info(info: dict) -> str:
+    from vad.core.modelmeta import MFLOP
+
     arch = info["architecture"]
     spec = info["feature_spec"]
     pp = info["postprocess"]
@@ -67,9 +69,9 @@ def format_info(info: dict) -> str:
         f"file         {info['file_bytes'] / 1024:.1f} KB, metadata schema {info['schema_version']}",
         f"architecture {arch.get('name', '?')}  widths: {widths}",
         f"parameters   {info['parameters']:,}",
-        f"compute      {info['network_flops_per_second'] / 1e6:.3f} MFLOP/s network + "
-        f"{info['frontend_flops_per_second'] / 1e6:.3f} MFLOP/s front end = "
-        f"{info['total_flops_per_second'] / 1e6:.3f} MFLOP/s",
+        f"compute      {info['network_flops_per_second'] / MFLOP:.3f} MFLOP/s network + "
+        f"{info['frontend_flops_per_second'] / MFLOP:.3f} MFLOP/s front end = "
+        f"{info['total_flops_per_second'] / MFLOP:.3f} MFLOP/s",
         f"latency      {info['algorithmic_latency_ms']:.1f} ms algorithmic "
         f"(frame {info['frame_latency_ms']:.1f} ms + lookahead {info['lookahead_ms']:.1f} ms)",
         f"features     {spec['n_mels']} log-mel @ {spec['sample_rate_hz']} Hz, win {spec['win_length_samples']}, "
@@ -81,7 +83,7 @@ def format_info(info: dict) -> str:
         f"{spec['hop_length_samples']}; states " + ", ".join(
             f"{k} {v[1:]}" for k, v in info["interface"].get("inputs", {}).items() if k != "audio"),
         f"graph        front end as matrix products in the ONNX graph: "
-        f"{info['interface'].get('graph_frontend_flops_per_second', float('nan')) / 1e6:.2f} MFLOP/s (onnxruntime backend)",
+        f"{info['interface'].get('graph_frontend_flops_per_second', float('nan')) / MFLOP:.2f} MFLOP/s (onnxruntime backend)",
         f"weights      sha256 {info['weights_sha256'][:16]}... verified, all finite",
         f"backend      {info['backend']}" + (f"  ({info['backend_note']})" if info.get("backend_note") else ""),
     ]
