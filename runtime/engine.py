@@ -9,9 +9,11 @@
     >>> vad.reset()                                     # ready for a new stream
 
 Pipeline per stream: (resampler to the model's rate when the stream's rate differs) ->
-numba streaming log-mel front end built from the model's feature spec -> the network run
-on blocks of ``block_frames`` frames -> ``vad.core.postprocess.SegmentTracker`` (the one
-post-processing implementation, shared with batch labeling).
+float32 samples, the < 1 hop remainder (and an incomplete block) kept pending here -> the
+model's backend run on blocks of ``block_frames`` hops (``VADModel.run``: raw samples in,
+front end and network inside, one probability per hop out) ->
+``vad.core.postprocess.SegmentTracker`` (the one post-processing implementation, shared
+with batch labeling).
 
 Timing: every frame ``i`` of the model covers model-rate samples ``[i*hop, (i+1)*hop)``;
 positions are mapped back to the input stream's sample positions (nearest sample of
@@ -33,13 +35,13 @@ import numpy as np
 from vad.runtime.model import DEFAULT_BACKEND, VADModel
 
 from vad.core.errors import InvalidInputError, StreamStateError
-from vad.core.features import check_sample_array, check_sample_values
+from vad.core.features import as_float64_samples, check_sample_array, check_sample_values, pcm_scale
 from vad.core.postprocess import PostprocessConfig, SegmentEvent, SegmentTracker
 
 # Frames per network call when block_frames=None, by backend (measured with `vad bench` on a
 # 2-core x86 machine, default-width model): numba has no per-call overhead worth batching
-# (~3 us for a one-frame call), onnxruntime costs ~25-100 us per call, so it gets 16-frame blocks
-# (160 ms latency) to bring it to ~5 us per frame.
+# (~3 us for a one-frame call), onnxruntime costs ~100 us per call (its graph includes the front
+# end), so it gets 16-frame blocks (160 ms latency); models/README.md quotes both backends' costs.
 # Chunk length process_signal feeds a whole signal in (bounds the per-call feature arrays).
 SIGNAL_CHUNK_SECONDS = 30.0
 
@@ -162,8 +164,6 @@ class StreamingVAD:
         intra_op_threads: int = 1,
         backend: str = DEFAULT_BACKEND,
     ):
-        from vad.runtime.frontend import StreamingLogMel
-
         from vad.core.audio import StreamResampler
 
         self.sample_rate = _check_rate(sample_rate, "sample_rate")
@@ -194,16 +194,15 @@ class StreamingVAD:
             raise InvalidInputError(
                 f"postprocess must be None, a PostprocessConfig or a dict of overrides, got {type(postprocess).__name__}"
             )
-        self._frontend = StreamingLogMel(spec)  # from the model's metadata, never defaults
         self._resampler = None if self.sample_rate == self._model_rate else StreamResampler(self.sample_rate, self._model_rate)
         self._tracker = SegmentTracker(self.config, spec.hop_s)
-        self._pending = np.zeros((self.block_frames, spec.n_mels), dtype=np.float32)
+        # samples not yet run: < one block of block_frames hops
+        self._pending = np.zeros(self.block_frames * self._hop, dtype=np.float32)
         self.reset()
 
     # -- state ---------------------------------------------------------------------------
     def reset(self) -> None:
         """Forget the stream (state, buffers, counters); the next ``process`` starts a new one."""
-        self._frontend.reset()
         if self._resampler is not None:
             self._resampler.reset()
         self._tracker.reset()
@@ -239,36 +238,29 @@ class StreamingVAD:
         check_sample_array(chunk, "chunk")  # the sample contract (dtypes) of vad.core.features
         return chunk
 
-    def _infer(self, features: np.ndarray, final: bool) -> np.ndarray:
-        """Run whole blocks of the pending + new frames (all of them when final); return probabilities."""
-        block = self.block_frames
-        n = features.shape[0]
-        if not self._n_pending and n == block:  # the common live case: exactly one block arrived
-            probs, self._state = self.model.run(features, self._state)
+    def _infer(self, samples: np.ndarray, final: bool) -> np.ndarray:
+        """Run the whole blocks of pending + new float32 samples (every whole hop when final);
+        keep the rest pending (dropped when final: a partial hop yields no frame). Returns the
+        probabilities."""
+        block = self.block_frames * self._hop
+        if not self._n_pending and samples.shape[0] == block:  # the common live case: one block arrived
+            probs, self._state = self.model.run(samples, self._state)
             return probs
-        out = []
-        pos = 0
         if self._n_pending:
-            take = min(block - self._n_pending, n)
-            self._pending[self._n_pending : self._n_pending + take] = features[:take]
-            self._n_pending += take
-            pos = take
-            if self._n_pending == block or (final and self._n_pending):
-                p, self._state = self.model.run(self._pending[: self._n_pending], self._state)
-                out.append(p)
-                self._n_pending = 0
-        while n - pos >= block or (final and n - pos > 0):
-            if self._grouping_invariant:  # all whole blocks in one call: same result, less overhead
-                stop = n if final else pos + (n - pos) // block * block
-            else:
-                stop = min(pos + block, n)
-            p, self._state = self.model.run(np.ascontiguousarray(features[pos:stop]), self._state)
+            samples = np.concatenate([self._pending[: self._n_pending], samples])
+            self._n_pending = 0
+        n = samples.shape[0]
+        stop = n - n % (self._hop if final else block)
+        out = []
+        # blocks are counted from the start of the stream; a grouping-invariant backend may take
+        # all of them in one call (same result, less overhead)
+        step = stop if self._grouping_invariant else block
+        for pos in range(0, stop, max(step, 1)):
+            p, self._state = self.model.run(samples[pos : min(pos + step, stop)], self._state)
             out.append(p)
-            pos = stop
-        rest = n - pos
-        if rest:
-            self._pending[:rest] = features[pos:]
-            self._n_pending = rest
+        if stop < n and not final:
+            self._pending[: n - stop] = samples[stop:]
+            self._n_pending = n - stop
         if not out:
             return _EMPTY_F32
         return out[0] if len(out) == 1 else np.concatenate(out)
@@ -295,9 +287,10 @@ class StreamingVAD:
         x = self._check_chunk(chunk, sample_rate)
         if self._resampler is not None:
             x = self._resampler.process(x)  # validates values first; float32 at the model rate
-        features = self._frontend.process(x)
+        else:
+            x = _model_samples(x)
         self.samples_received += chunk.shape[0]
-        probs = self._infer(features, final=False)
+        probs = self._infer(x, final=False)
         events = self._tracker.push(probs) if probs.shape[0] else []
         return self._result(probs, events)
 
@@ -309,10 +302,8 @@ class StreamingVAD:
         """
         if self._flushed:
             raise StreamStateError("StreamingVAD.flush() called twice: call reset() to start a new stream")
-        features = _EMPTY_FEATURES if self._resampler is None else self._frontend.process(self._resampler.flush())
-        if features.shape[1:] != (self._spec.n_mels,):
-            features = features.reshape(-1, self._spec.n_mels)
-        probs = self._infer(features, final=True)
+        rest = _EMPTY_F32 if self._resampler is None else self._resampler.flush()
+        probs = self._infer(rest, final=True)
         events = self._tracker.push(probs) if probs.shape[0] else []
         events += self._tracker.flush()
         self._flushed = True
@@ -350,4 +341,19 @@ class StreamingVAD:
 
 
 _EMPTY_F32 = np.zeros(0, dtype=np.float32)
-_EMPTY_FEATURES = np.zeros((0, 0), dtype=np.float32)
+
+
+_INT16_SCALE = np.float32(pcm_scale(np.dtype(np.int16)))  # exact: int16 * 2**-15 is a float32
+
+
+def _model_samples(chunk: np.ndarray) -> np.ndarray:
+    """The backends' input: C-contiguous float32 samples (int16/int32 PCM scaled by ``pcm_scale``);
+    InvalidInputError naming the first rejected sample (the sample contract of
+    ``vad.core.features``: non-finite, or beyond +-MAX_FLOAT_SAMPLE_MAGNITUDE, which float32
+    holds exactly) before any state changes. int16, the common case, takes one numpy call."""
+    if chunk.dtype == np.int16:
+        return np.multiply(chunk, _INT16_SCALE, dtype=np.float32)
+    if chunk.dtype == np.float32 and chunk.flags.c_contiguous:
+        check_sample_values(chunk, "chunk")
+        return chunk
+    return as_float64_samples(chunk, "chunk").astype(np.float32)

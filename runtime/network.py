@@ -1,14 +1,19 @@
 """Numba inference backend for the frozen network (``causal-dwconv-gru``), weights from the ONNX file.
 
-The weights are read from the model file's initializers, which export names after
+The weights are the model file's initializers, which export names after
 ``FrozenVAD.state_dict()`` in torch layout (``inp.weight``, ``gru.weight_ih_l0``, ...; see
-``training.export``), so the file stays the one place they live. The initializers are read
-with the minimal protobuf reader ``runtime.onnxproto.read_initializers``: ``onnx`` is a
-development dependency only and onnxruntime does not expose initializer values.
+``training.export``), so the file stays the one place they live. They come verified from
+``vad.runtime.modelfile.load_model_file`` (read with the pure-Python protobuf reader
+``vad.runtime.onnxproto``: ``onnx`` is a development dependency only and onnxruntime does
+not expose initializer values). The graph's own front-end tables (``frontend.*``) are not
+used here: the numba front end builds from the metadata's feature spec.
+
+``NumbaBackend`` is the backend ``VADModel`` runs: raw samples in (the engine's contract),
+``runtime.frontend.StreamingLogMel`` then ``NumbaNetwork``.
 
 onnxruntime stays the reference: ``VADModel(backend="numba")`` checks on load that this
-backend matches onnxruntime to ``PARITY_TOLERANCE`` on a probe sequence and raises
-ModelFileError otherwise. The kernel computes in float64, returns float32 probabilities and
+backend matches onnxruntime to ``vad.runtime.model.PARITY_TOLERANCE`` on a probe signal and
+raises ModelFileError otherwise. The kernel computes in float64, returns float32 probabilities and
 keeps its recurrent state in float64 between calls, so the probabilities do not depend on
 how frames are grouped into calls (one call of T frames == T calls of one frame, bit for
 bit). A call costs the Python dispatch (~1-2 us) plus ~2 us per frame (default widths), so
@@ -17,16 +22,14 @@ a frame can be run as soon as it is complete. The kernel releases the GIL (``nog
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Mapping
 
 import numpy as np
 from numba import njit
-from vad.runtime.onnxproto import read_initializers
 
 from vad.core.errors import ModelFileError
 from vad.core.modelmeta import ARCHITECTURE_NAME
 
-PARITY_TOLERANCE = 1e-5
 _WEIGHTS = (
     "feat_mean", "feat_std", "inp.weight", "inp.bias", "dw.weight", "dw.bias", "pw.weight", "pw.bias",
     "gru.weight_ih_l0", "gru.weight_hh_l0", "gru.bias_ih_l0", "gru.bias_hh_l0", "out.weight", "out.bias",
@@ -129,19 +132,24 @@ def _run_frames(feats, flat, c2, ctx, h, probs):
 
 
 class NumbaNetwork:
-    """The frozen network's forward pass in numba, same I/O as the ONNX graph (batch 1)."""
+    """The frozen network's forward pass in numba, same I/O as the ONNX graph's network (batch 1).
 
-    def __init__(self, path: str | Path, architecture: dict):
+    Args:
+        weights: the model file's initializers by name (``ModelFile.tensors``).
+        architecture: the metadata's architecture entry.
+        source: the file, for error messages.
+    """
+
+    def __init__(self, weights: Mapping[str, np.ndarray], architecture: dict, source: str = "model"):
         if architecture.get("name") != ARCHITECTURE_NAME:
             raise ModelFileError(
-                f"{path}: the numba backend runs {ARCHITECTURE_NAME!r} networks, this model is "
+                f"{source}: the numba backend runs {ARCHITECTURE_NAME!r} networks, this model is "
                 f"{architecture.get('name')!r}; use backend='onnxruntime'"
             )
-        w = read_initializers(path)
-        missing = [n for n in _WEIGHTS if n not in w]
+        missing = [n for n in _WEIGHTS if n not in weights]
         if missing:
-            raise ModelFileError(f"{path}: numba backend: initializer(s) missing: {', '.join(missing)}")
-        f64 = {n: np.asarray(w[n], dtype=np.float64) for n in _WEIGHTS}
+            raise ModelFileError(f"{source}: numba backend: initializer(s) missing: {', '.join(missing)}")
+        f64 = {n: np.asarray(weights[n], dtype=np.float64) for n in _WEIGHTS}
         f64["feat_std"] = 1.0 / f64["feat_std"]
         f64["dw.weight"] = f64["dw.weight"][:, 0, :]
         self._flat = np.ascontiguousarray(np.concatenate([f64[n].ravel() for n in _WEIGHTS]))
@@ -156,7 +164,46 @@ class NumbaNetwork:
         return {"state_conv": np.zeros((self.kernel - 1, self.c1)), "state_gru": np.zeros(self.hid)}
 
     def run(self, features: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Same contract as ``VADModel.run``; the state arrays are updated in place and returned."""
+        """Probabilities float32 [frames] of log-mel ``features`` float32 [frames, n_features];
+        the state arrays are updated in place and returned."""
         probs = np.empty(features.shape[0], dtype=np.float32)
         _run_frames(features, self._flat, self.c2, state["state_conv"], state["state_gru"], probs)
+        return probs, state
+
+
+class NumbaBackend:
+    """Raw samples -> probabilities in numba: the streaming front end, then ``NumbaNetwork``.
+
+    Same contract as ``vad.runtime.ortbackend.OrtBackend``: ``initial_state()`` gives one
+    stream's state, ``run(samples, state)`` takes float32 samples (a whole number of hops)
+    and returns (probabilities float32 [len // hop], state). The state holds the stream's
+    ``StreamingLogMel`` (its window buffer is the framing state) and the network's float64
+    states, updated in place. Results do not depend on how hops are grouped into calls.
+
+    Args:
+        model: a verified ``vad.runtime.modelfile.ModelFile``.
+    """
+
+    name = "numba"
+    grouping_invariant = True
+
+    def __init__(self, model):
+        from vad.runtime.frontend import StreamingLogMel
+
+        self._net = NumbaNetwork(model.tensors, model.metadata.architecture, str(model.path))
+        self._spec = model.metadata.feature_spec
+        self._frontend_class = StreamingLogMel
+        if self._net.n_features != self._spec.n_mels:
+            raise ModelFileError(
+                f"{model.path}: the network reads {self._net.n_features} features, the feature spec has "
+                f"n_mels={self._spec.n_mels}"
+            )
+        self._frontend_class(self._spec)  # compile (or load from the cache) once, at load
+
+    def initial_state(self) -> dict:
+        return {"frontend": self._frontend_class(self._spec), **self._net.initial_state()}
+
+    def run(self, samples: np.ndarray, state: dict) -> tuple[np.ndarray, dict]:
+        features = state["frontend"].process(samples)
+        probs, _ = self._net.run(features, state)
         return probs, state

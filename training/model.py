@@ -123,7 +123,7 @@ class FrozenVAD(nn.Module):
         x = (features - self.feat_mean) / self.feat_std
         x = torch.relu(self.inp(x))  # [B, T, c1]
         ctx = torch.cat([state_conv, x], dim=1)  # [B, k-1+T, c1]
-        new_conv = ctx[:, ctx.shape[1] - (self.arch.conv_kernel_frames - 1):, :]
+        new_conv = ctx[:, 1 - self.arch.conv_kernel_frames :, :]  # the last k-1 frames (a constant ONNX Slice)
         y = self.dw(ctx.transpose(1, 2)).transpose(1, 2)  # [B, T, c1]
         z = torch.relu(self.pw(y))
         g, hn = self.gru(z, state_gru.unsqueeze(0))
