@@ -194,3 +194,28 @@ def test_magnitude_prune_keeps_largest_channels():
     small = magnitude_prune(full, {"input": 1, "conv": 2, "gru": 2})
     assert small.arch.widths == {"input": 1, "conv": 2, "gru": 2}
     assert torch.equal(small.inp.weight[0], full.inp.weight[3])
+
+
+def test_comparison_aggregates_seeds_and_sizes_the_uniform_baseline(tmp_path):
+    from vad.training.report import METHODS, aggregate, format_table, uniform_width, write_outputs
+
+    budget_per_frame = 5e5 / 100.0
+    u = uniform_width(budget_per_frame, 40, 4, 48)
+    assert widths_flops_per_frame({"input": u, "conv": u, "gru": u}, 40, 4) <= budget_per_frame
+    assert widths_flops_per_frame({"input": u + 1, "conv": u + 1, "gru": u + 1}, 40, 4) > budget_per_frame
+
+    def run_result(seed, shift):
+        res = {"budget_mflops": 0.5, "seed": seed}
+        for i, m in enumerate(METHODS):
+            res[m] = {"widths": {"input": 9, "conv": 8, "gru": 7}, "network_mflops": 0.45, "check_auc": 0.9 + shift,
+                      "dev_mix_auc": 0.8 + 0.01 * i + shift, "dev_ami_auc": 0.85, "dev_nonspeech_false_alarm": 0.01}
+        return res
+
+    rows = aggregate([run_result(0, 0.0), run_result(1, 0.02)])
+    assert rows[0]["seeds"] == [0, 1]
+    assert rows[0]["learned"]["dev_mix_auc"]["mean"] == pytest.approx(0.81)
+    assert rows[0]["learned"]["dev_mix_auc"]["sd"] == pytest.approx(0.02 / 2**0.5)
+    table = format_table(rows)
+    assert table.count("\n") == 1 + len(METHODS) and "0.8100 ± 0.0141" in table
+    write_outputs(tmp_path, {"rows": rows})
+    assert (tmp_path / "comparison.png").stat().st_size > 0 and (tmp_path / "comparison.md").is_file()
