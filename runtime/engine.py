@@ -33,6 +33,7 @@ import numpy as np
 from vad.runtime.model import DEFAULT_BACKEND, VADModel
 
 from vad.core.errors import InvalidInputError, StreamStateError
+from vad.core.features import check_sample_array, check_sample_values
 from vad.core.postprocess import PostprocessConfig, SegmentEvent, SegmentTracker
 
 # Frames per network call when block_frames=None, by backend (measured with `vad bench` on a
@@ -235,12 +236,7 @@ class StreamingVAD:
                 f"chunk sample_rate={sample_rate!r} does not match the stream's sample_rate={self.sample_rate} "
                 "(make a StreamingVAD for that rate)"
             )
-        if not isinstance(chunk, np.ndarray):
-            raise InvalidInputError(f"chunk must be a 1-D numpy array, got {type(chunk).__name__}")
-        if chunk.ndim != 1:
-            raise InvalidInputError(f"chunk must be 1-D mono samples, got shape {chunk.shape} (downmix first)")
-        if chunk.dtype.kind not in "fi":
-            raise InvalidInputError(f"chunk must be float or signed integer PCM (int16), got dtype {chunk.dtype}")
+        check_sample_array(chunk, "chunk")  # the sample contract (dtypes) of vad.core.features
         return chunk
 
     def _infer(self, features: np.ndarray, final: bool) -> np.ndarray:
@@ -290,7 +286,7 @@ class StreamingVAD:
         )
 
     def process(self, chunk: np.ndarray, sample_rate: int | None = None) -> StreamResult:
-        """Feed the next chunk (1-D int16 or float32/float64 mono, any length incl. 0).
+        """Feed the next chunk (1-D float32/float64, int16 or int32 mono, any length incl. 0).
 
         ``sample_rate``, when given, must equal the stream's rate. Raises InvalidInputError
         (bad dtype/shape/non-finite/rate; the stream state is unchanged) or StreamStateError
@@ -329,8 +325,8 @@ class StreamingVAD:
         the signal is fed in chunks of ``chunk_seconds`` so working memory stays bounded.
         The result is identical to any other chunking (tested). Needs ``reset()`` afterwards.
         """
-        if not isinstance(samples, np.ndarray):
-            raise InvalidInputError(f"samples must be a 1-D numpy array, got {type(samples).__name__}")
+        check_sample_array(samples, "samples")
+        check_sample_values(samples, "samples", self.sample_rate)  # position in the signal, nothing consumed
         if not chunk_seconds > 0:
             raise InvalidInputError(f"chunk_seconds={chunk_seconds!r}: must be > 0")
         first = self.frames_processed

@@ -24,8 +24,8 @@ from numba import njit
 from vad.runtime.onnxproto import read_initializers
 
 from vad.core.errors import ModelFileError
+from vad.core.modelmeta import ARCHITECTURE_NAME
 
-ARCHITECTURE_NAME = "causal-dwconv-gru"
 PARITY_TOLERANCE = 1e-5
 _WEIGHTS = (
     "feat_mean", "feat_std", "inp.weight", "inp.bias", "dw.weight", "dw.bias", "pw.weight", "pw.bias",

@@ -45,20 +45,21 @@ def _frames(segments_s, total_s):
 
 def test_label_rule_known_bursts_holes_and_blips():
     rng = np.random.default_rng(1)
-    segs = [(0.50, 1.00), (1.10, 1.60),  # 100 ms hole: bridged
-            (2.20, 2.60),                 # 600 ms hole before it: kept
+    segs = [(0.50, 1.00), (1.08, 1.60),  # 80 ms hole: bridged
+            (1.70, 2.00),                 # 100 ms hole before it: a pause, kept (tight targets)
+            (2.20, 2.60),                 # 200 ms hole before it: kept
             (3.00, 3.02)]                 # 20 ms blip: removed
     x = _bursts(segs, 4.0, rng)
     labels = augment.speech_frame_labels(x, HOP, FRAME_MS)
-    expected = _frames([(0.50, 1.60), (2.20, 2.60)], 4.0)
+    expected = _frames([(0.50, 1.60), (1.70, 2.00), (2.20, 2.60)], 4.0)
     np.testing.assert_array_equal(labels, expected)
 
 
-def test_label_rule_hole_limit_is_250_ms():
+def test_label_rule_hole_limit_is_90_ms():
     rng = np.random.default_rng(2)
-    x = _bursts([(0.2, 0.6), (0.85, 1.2), (1.46, 1.8)], 2.0, rng, kind="tone")  # holes 250 ms, 260 ms
+    x = _bursts([(0.2, 0.6), (0.69, 1.2), (1.30, 1.8)], 2.0, rng, kind="tone")  # holes 90 ms, 100 ms
     labels = augment.speech_frame_labels(x, HOP, FRAME_MS)
-    np.testing.assert_array_equal(labels, _frames([(0.2, 1.2), (1.46, 1.8)], 2.0))
+    np.testing.assert_array_equal(labels, _frames([(0.2, 1.2), (1.30, 1.8)], 2.0))
 
 
 def test_label_rule_ignores_noise_floor_30_db_below_peak():

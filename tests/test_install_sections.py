@@ -56,7 +56,8 @@ def test_section_1_then_section_2_in_one_clone(tmp_path):
     site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                capture_output=True, text=True, check=True).stdout.strip())
     # dependencies come from this environment; our own package is installed for real below
-    (site / "_deps_from_test_env.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    deps = [p for p in sys.path if p.rstrip("/").endswith("site-packages") and Path(p).is_dir()]
+    (site / "_deps_from_test_env.pth").write_text("\n".join([sysconfig.get_paths()["purelib"], *deps]) + "\n")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["PATH"] = f"{venv / 'bin'}:{env['PATH']}"
     py = str(venv / "bin" / "python")

@@ -69,6 +69,7 @@ _SPEECH_REFERENCE_DBFS = -20.0  # utterances are scaled to this active RMS befor
 _FADE_MS = 10.0
 _MIN_UTTERANCE_S = 0.3
 _MAX_LOAD_ATTEMPTS = 50
+_MAX_PEAK = 0.99  # unless a stream is clipped on purpose, its peaks stay below full scale
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,8 +80,18 @@ class StreamOptions:
         stream_s: length of every stream.
         nonspeech_stream_prob: fraction of streams with music/noise only.
         noise_prob: probability that a speech stream has a music/noise background.
-        snr_db_range: speech-to-noise ratio (active speech power over noise power).
-        peak_dbfs_range: peak level of the final mixture.
+        snr_db_range: speech-to-noise ratio (active speech power over noise power): with
+            probability snr_core_prob drawn uniformly from snr_core_db_range, else from the whole
+            snr_db_range (most mass at 0-15 dB, tails down to -5 and up to 30 dB).
+        level_dbfs_range: level of the final mixture: the active RMS of its speech (speech
+            streams) or its RMS (non-speech streams), drawn uniformly; peaks are then kept below
+            full scale unless the stream is clipped on purpose (clip_prob).
+        clip_prob / clip_overdrive_db_range: probability that a stream is driven past full scale
+            by this many dB and hard-clipped (overloaded microphones).
+        agc_prob / agc_depth_db_range / agc_period_s_range: probability that a stream gets an
+            AGC-like slowly varying gain (a smooth random envelope of this depth and period).
+        babble_prob / babble_talkers: probability that a noise segment is babble (this many
+            overlapping utterances of other talkers, a non-speech background) instead of a file.
         mic_noise_dbfs_range: RMS of white noise added last (a microphone floor).
         utterance_gain_db_range: level of each utterance around -20 dBFS active RMS.
         short_gap_s, long_gap_s, nonspeech_gap_s: silence ranges between utterances, drawn with
@@ -102,18 +113,27 @@ class StreamOptions:
     """
 
     stream_s: float = 20.0
-    nonspeech_stream_prob: float = 0.25
-    noise_prob: float = 0.9
+    nonspeech_stream_prob: float = 0.3
+    noise_prob: float = 0.95
     snr_db_range: tuple[float, float] = (-5.0, 30.0)
-    peak_dbfs_range: tuple[float, float] = (-35.0, 0.0)
+    snr_core_db_range: tuple[float, float] = (0.0, 15.0)
+    snr_core_prob: float = 0.7
+    level_dbfs_range: tuple[float, float] = (-50.0, -12.0)
+    clip_prob: float = 0.05
+    clip_overdrive_db_range: tuple[float, float] = (1.0, 12.0)
+    agc_prob: float = 0.2
+    agc_depth_db_range: tuple[float, float] = (3.0, 12.0)
+    agc_period_s_range: tuple[float, float] = (0.5, 6.0)
+    babble_prob: float = 0.08
+    babble_talkers: tuple[int, int] = (3, 7)
     mic_noise_dbfs_range: tuple[float, float] = (-95.0, -65.0)
     utterance_gain_db_range: tuple[float, float] = (-6.0, 6.0)
     short_gap_s: tuple[float, float] = (0.05, 0.6)
     long_gap_s: tuple[float, float] = (0.6, 2.5)
     nonspeech_gap_s: tuple[float, float] = (3.0, 8.0)
-    gap_probs: tuple[float, float, float] = (0.6, 0.3, 0.1)
+    gap_probs: tuple[float, float, float] = (0.65, 0.3, 0.05)
     overlap_prob: float = 0.08
-    speech_reverb_prob: float = 0.5
+    speech_reverb_prob: float = 0.6
     real_rir_prob: float = 0.3
     noise_reverb_prob: float = 0.2
     speech_band_limit_prob: float = 0.15
@@ -373,8 +393,11 @@ def _noise_track(rng: np.random.Generator, ctx: StreamContext, n: int, skipped: 
             start_s = float(rng.uniform(0.0, max(0.0, dur - want_s)))
             return _read_audio(ctx.noise[i], sr, start_s, want_s)
 
-        if rng.random() < o.colored_noise_prob:
+        kind = rng.random()
+        if kind < o.colored_noise_prob:
             x = augment.colored_noise(rng, length, float(rng.uniform(0.0, 2.0)))
+        elif kind < o.colored_noise_prob + o.babble_prob:
+            x = _babble(rng, ctx, length, skipped)
         else:
             _, x = _load_random(rng, ctx.noise, ctx.noise_cdf, skipped, read)
             if not np.any(x):  # a silent excerpt: leave this segment quiet
@@ -394,6 +417,29 @@ def _noise_track(rng: np.random.Generator, ctx: StreamContext, n: int, skipped: 
         a, b = max(lo, 0), min(lo + length, n)
         track[a:b] += x[a - lo:b - lo]
     return track
+
+
+def _babble(rng: np.random.Generator, ctx: StreamContext, n: int, skipped: list[str]) -> np.ndarray:
+    """Background chatter: a few talkers, each a chain of random utterances at equal level."""
+    sr = ctx.spec.sample_rate_hz
+    out = np.zeros(n, dtype=np.float32)
+    lo, hi = ctx.options.babble_talkers
+    for _ in range(int(rng.integers(lo, hi + 1))):
+        pos = -int(rng.integers(sr))
+        while pos < n:
+            _, x = _load_random(rng, ctx.speech, ctx.speech_cdf, skipped, lambda i: _read_audio(ctx.speech[i], sr))
+            rms = np.sqrt(np.mean(x.astype(np.float64) ** 2)) + 1e-12
+            a, b = max(pos, 0), min(pos + x.size, n)
+            if b > a:
+                out[a:b] += x[a - pos:b - pos] / np.float32(rms)
+            pos += x.size + int(rng.uniform(0.0, 0.3) * sr)
+    return out
+
+
+def _snr_db(rng: np.random.Generator, o: StreamOptions) -> float:
+    if rng.random() < o.snr_core_prob:
+        return float(rng.uniform(*o.snr_core_db_range))
+    return float(rng.uniform(*o.snr_db_range))
 
 
 def _gap_samples(rng: np.random.Generator, o: StreamOptions, sr: int, prev_len: int) -> int:
@@ -459,7 +505,7 @@ def synthesize_stream(ctx: StreamContext, index: int) -> Stream:
         if is_speech_stream and raw.any():
             p_s = augment.active_power(speech, raw, hop)
             p_n = float(np.mean(noise.astype(np.float64) ** 2)) + 1e-20
-            snr_db = rng.uniform(*o.snr_db_range)
+            snr_db = _snr_db(rng, o)
             noise *= np.float32(np.sqrt(p_s / p_n / 10 ** (snr_db / 10)))
         mix = speech + noise
     else:
@@ -468,9 +514,17 @@ def synthesize_stream(ctx: StreamContext, index: int) -> Stream:
         mix = augment.band_limit(mix, sr, rng.uniform(*o.band_limit_hz))
     if rng.random() < o.stream_eq_prob:
         mix = augment.random_eq(rng, mix, sr)
-    peak = float(np.max(np.abs(mix)))
-    if peak > 0:
-        mix = mix * np.float32(10 ** (rng.uniform(*o.peak_dbfs_range) / 20) / peak)
+    if rng.random() < o.agc_prob:
+        mix = mix * augment.slow_gain(rng, n, sr, o.agc_depth_db_range, o.agc_period_s_range)
+    # level: the speech's active RMS (or the whole stream's RMS when there is no speech)
+    ref = augment.active_power(mix, raw, hop) if raw.any() else float(np.mean(mix.astype(np.float64) ** 2))
+    if ref > 0:
+        mix = mix * np.float32(10 ** (rng.uniform(*o.level_dbfs_range) / 20) / np.sqrt(ref))
+        peak = float(np.max(np.abs(mix)))
+        if rng.random() < o.clip_prob:
+            mix = mix * np.float32(10 ** (rng.uniform(*o.clip_overdrive_db_range) / 20) / peak)
+        elif peak > _MAX_PEAK:
+            mix = mix * np.float32(_MAX_PEAK / peak)
     mic_rms = 10 ** (rng.uniform(*o.mic_noise_dbfs_range) / 20)
     mix = np.clip(mix + rng.normal(0.0, mic_rms, size=n).astype(np.float32), -1.0, 1.0).astype(np.float32)
     feats = logmel(mix, spec)
@@ -707,6 +761,48 @@ def build_cache(
 
 # --- reading the cache --------------------------------------------------------------------
 
+@dataclasses.dataclass(frozen=True)
+class FeatureAugment:
+    """Augmentation of cached log-mel windows, drawn per window at batch time, so that a
+    window replayed from the cache is never seen twice the same way.
+
+    Attributes:
+        prob: probability that a window is augmented at all.
+        gain_db_range: a level change (a constant added to the natural-log mel power;
+            values stay at or above the spec's log floor).
+        tilt_db_range: a spectral tilt: this many dB from the lowest to the highest band.
+        freq_masks / freq_mask_bands: SpecAugment frequency masks (count, max width).
+        time_masks / time_mask_frames: SpecAugment time masks (count, max length).
+        Masked cells take the band's training mean (0 after the network's normalisation).
+    """
+
+    prob: float = 0.8
+    gain_db_range: tuple[float, float] = (-10.0, 10.0)
+    tilt_db_range: tuple[float, float] = (-6.0, 6.0)
+    freq_masks: int = 1
+    freq_mask_bands: int = 4
+    time_masks: int = 2
+    time_mask_frames: int = 10
+
+    def apply(self, rng: np.random.Generator, window: np.ndarray, band_mean: np.ndarray, log_floor: float) -> np.ndarray:
+        """An augmented copy of window [T, F] (natural-log mel power)."""
+        if rng.random() >= self.prob:
+            return window
+        t, f = window.shape
+        db_to_ln = np.log(10.0) / 10.0
+        offset = rng.uniform(*self.gain_db_range) + rng.uniform(*self.tilt_db_range) * (np.arange(f) / max(f - 1, 1) - 0.5)
+        out = np.maximum(window + (offset * db_to_ln).astype(np.float32), np.float32(np.log(log_floor)))
+        for _ in range(self.freq_masks):
+            w = int(rng.integers(0, self.freq_mask_bands + 1))
+            a = int(rng.integers(0, f - w + 1))
+            out[:, a:a + w] = band_mean[a:a + w]
+        for _ in range(self.time_masks):
+            w = int(rng.integers(0, self.time_mask_frames + 1))
+            a = int(rng.integers(0, max(t - w, 0) + 1))
+            out[a:a + w] = band_mean
+        return out
+
+
 class CachedStreams:
     """Random fixed-length windows of cached (features, labels) for one split.
 
@@ -718,7 +814,7 @@ class CachedStreams:
     """
 
     def __init__(self, cache_dir: str | os.PathLike, split: str = "train", window_frames: int = 600,
-                 seed: int = 0, teacher_weight: float = 0.0):
+                 seed: int = 0, teacher_weight: float = 0.0, feature_augment: FeatureAugment | None = None):
         root = Path(cache_dir)
         index_path = root / "index.json"
         if not index_path.is_file():
@@ -762,6 +858,7 @@ class CachedStreams:
                 f"(the cached stream length)"
             )
         self.window_frames = int(window_frames)
+        self.feature_augment = feature_augment
         self.seed = int(seed)
         self.epoch = 0
 
@@ -800,12 +897,16 @@ class CachedStreams:
 
     def sample_batch(self, batch_size: int, rng: np.random.Generator):
         """A batch of random windows as torch tensors (features [B, T, F], targets [B, T]: the
-        hard labels, or (1 - teacher_weight) * labels + teacher_weight * teacher)."""
+        hard labels, or (1 - teacher_weight) * labels + teacher_weight * teacher); features
+        augmented by ``feature_augment`` when set."""
         import torch
 
         w = self.window_frames
         starts = [self._window_start(rng) for _ in range(batch_size)]
         feats = np.stack([self.features[s:s + w] for s in starts]).astype(np.float32, copy=False)
+        if self.feature_augment is not None:
+            floor = self.spec.log_floor
+            feats = np.stack([self.feature_augment.apply(rng, x, self.feature_mean, floor) for x in feats])
         labs = np.stack([self._targets(s) for s in starts])
         return torch.from_numpy(feats), torch.from_numpy(labs)
 

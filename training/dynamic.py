@@ -64,7 +64,7 @@ import math
 
 import torch
 from torch import nn
-from vad.training.model import ArchConfig, FrozenVAD, add_layers
+from vad.training.model import ArchConfig, FrozenVAD, add_layers, slice_channels
 
 from vad.core.costmodel import flop_coefficients, linear_cost
 
@@ -341,10 +341,7 @@ def slice_into_frozen(model: DynamicVAD, widths: dict[str, int]) -> FrozenVAD:
     """
     a = model.arch
     c1, c2, h = int(widths["input"]), int(widths["conv"]), int(widths["gru"])
-    arch = ArchConfig(
-        n_features=a.n_features, input_width=c1, conv_width=c2, gru_width=h, conv_kernel_frames=a.conv_kernel_frames
-    )
-    frozen = FrozenVAD(arch)
+    frozen = slice_channels(model, {name: torch.arange(int(widths[name])) for name in WIDTH_NAMES})
     src = model
     wi, wc, wg = (src.widths[name] for name in WIDTH_NAMES)
     keep_in, _drop_in = wi.consolidation_scales(c1)
@@ -352,21 +349,15 @@ def slice_into_frozen(model: DynamicVAD, widths: dict[str, int]) -> FrozenVAD:
     keep_gru, drop_gru = wg.consolidation_scales(h)
     y_dropped = dropped_depthwise_mean(wi, c1, src.dw)
     gate_rows = torch.cat([torch.arange(h) + i * a.gru_width for i in range(3)])  # r, z, n blocks
-    with torch.no_grad():
+    with torch.no_grad():  # the folds on top of the plain slice
         w_ih = src.gru.weight_ih_l0[gate_rows]
         w_hh = src.gru.weight_hh_l0[gate_rows]
-        frozen.feat_mean.copy_(src.feat_mean)
-        frozen.feat_std.copy_(src.feat_std)
-        frozen.inp.weight.copy_(src.inp.weight[:c1])
-        frozen.inp.bias.copy_(src.inp.bias[:c1])
-        frozen.dw.weight.copy_(src.dw.weight[:c1] * keep_in[:c1, None, None])
-        frozen.dw.bias.copy_(src.dw.bias[:c1])
-        frozen.pw.weight.copy_(src.pw.weight[:c2, :c1])
-        frozen.pw.bias.copy_(src.pw.bias[:c2] + src.pw.weight[:c2, c1:] @ y_dropped[c1:])
-        frozen.gru.weight_ih_l0.copy_(w_ih[:, :c2] * keep_conv[:c2])
-        frozen.gru.bias_ih_l0.copy_(src.gru.bias_ih_l0[gate_rows] + w_ih[:, c2:] @ drop_conv[c2:])
-        frozen.gru.weight_hh_l0.copy_(w_hh[:, :h] * keep_gru[:h])
-        frozen.gru.bias_hh_l0.copy_(src.gru.bias_hh_l0[gate_rows] + w_hh[:, h:] @ drop_gru[h:])
-        frozen.out.weight.copy_(src.out.weight[:, :h] * keep_gru[:h])
-        frozen.out.bias.copy_(src.out.bias + src.out.weight[:, h:] @ drop_gru[h:])
+        frozen.dw.weight.mul_(keep_in[:c1, None, None])
+        frozen.pw.bias.add_(src.pw.weight[:c2, c1:] @ y_dropped[c1:])
+        frozen.gru.weight_ih_l0.mul_(keep_conv[:c2])
+        frozen.gru.bias_ih_l0.add_(w_ih[:, c2:] @ drop_conv[c2:])
+        frozen.gru.weight_hh_l0.mul_(keep_gru[:h])
+        frozen.gru.bias_hh_l0.add_(w_hh[:, h:] @ drop_gru[h:])
+        frozen.out.weight.mul_(keep_gru[:h])
+        frozen.out.bias.add_(src.out.weight[:, h:] @ drop_gru[h:])
     return frozen

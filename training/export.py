@@ -45,6 +45,7 @@ from vad.core.atomicfile import atomic_write_bytes
 from vad.core.errors import InvalidInputError, ModelFileError
 from vad.core.features import FeatureSpec
 from vad.core.modelmeta import (
+    ARCHITECTURE_NAME,
     FEATURES_INPUT,
     PROBABILITY_OUTPUT,
     STATE_OUT_SUFFIX,
@@ -54,7 +55,6 @@ from vad.core.modelmeta import (
 from vad.core.postprocess import PostprocessConfig
 
 OPSET = 17
-ARCHITECTURE_NAME = "causal-dwconv-gru"  # same name training.consolidate writes
 STATE_NAMES = ("conv", "gru")
 EXAMPLE_FRAMES = 3
 

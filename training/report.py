@@ -13,6 +13,7 @@ Sub-commands (``python -m vad.training.report ...``):
      pruned to W (each layer keeps its W channels of largest L1 incoming-weight norm; a GRU
      unit's rows in all gates of W_ih and W_hh) and evaluated as pruned.
 
+  Batches: ``CachedStreams.sample_batch`` with the recipe's ``FeatureAugment`` (as ``vad train``).
   Schedule (all four): phase 1 = N steps of AdamW (lr ``TrainConfig.lr``, linear warm-up
   over ``warmup_steps``, then constant; weight decay ``weight_decay``) -- the search itself
   for ``learned``; phase 2 = M steps at fixed widths from the best phase-1 snapshot, fresh
@@ -65,13 +66,13 @@ from vad.training.consolidate import (
     train_fixed,
     widths_flops_per_frame,
 )
-from vad.training.model import ArchConfig, FrozenVAD
+from vad.training.model import ArchConfig, FrozenVAD, slice_channels
 
 from vad.core.atomicfile import atomic_write_text
 from vad.core.features import FeatureSpec, logmel
 from vad.core.metrics import roc_auc
+from vad.core.modelmeta import MFLOP
 
-MFLOP = 1e6
 DEFAULT_DEV_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dev"
 FALSE_ALARM_THRESHOLD = 0.5
 METHODS = ("learned", "uniform", "fixed", "pruned")
@@ -143,28 +144,9 @@ def magnitude_prune(model: FrozenVAD, widths: dict[str, int]) -> FrozenVAD:
         gates_ih = model.gru.weight_ih_l0.abs().reshape(3, h, c2).sum((0, 2))
         gates_hh = model.gru.weight_hh_l0.abs().reshape(3, h, h).sum((0, 2))
         imp_gru = gates_ih + gates_hh
-    keep_in = torch.sort(torch.argsort(imp_in, descending=True)[: widths["input"]]).values
-    keep_conv = torch.sort(torch.argsort(imp_conv, descending=True)[: widths["conv"]]).values
-    keep_gru = torch.sort(torch.argsort(imp_gru, descending=True)[: widths["gru"]]).values
-    rows = torch.cat([keep_gru + i * h for i in range(3)])
-    pruned = FrozenVAD(ArchConfig(model.arch.n_features, widths["input"], widths["conv"], widths["gru"],
-                                  model.arch.conv_kernel_frames))
-    with torch.no_grad():
-        pruned.feat_mean.copy_(model.feat_mean)
-        pruned.feat_std.copy_(model.feat_std)
-        pruned.inp.weight.copy_(model.inp.weight[keep_in])
-        pruned.inp.bias.copy_(model.inp.bias[keep_in])
-        pruned.dw.weight.copy_(model.dw.weight[keep_in])
-        pruned.dw.bias.copy_(model.dw.bias[keep_in])
-        pruned.pw.weight.copy_(model.pw.weight[keep_conv][:, keep_in])
-        pruned.pw.bias.copy_(model.pw.bias[keep_conv])
-        pruned.gru.weight_ih_l0.copy_(model.gru.weight_ih_l0[rows][:, keep_conv])
-        pruned.gru.weight_hh_l0.copy_(model.gru.weight_hh_l0[rows][:, keep_gru])
-        pruned.gru.bias_ih_l0.copy_(model.gru.bias_ih_l0[rows])
-        pruned.gru.bias_hh_l0.copy_(model.gru.bias_hh_l0[rows])
-        pruned.out.weight.copy_(model.out.weight[:, keep_gru])
-        pruned.out.bias.copy_(model.out.bias)
-    return pruned
+    importance = {"input": imp_in, "conv": imp_conv, "gru": imp_gru}
+    keep = {n: torch.sort(torch.argsort(imp, descending=True)[: widths[n]]).values for n, imp in importance.items()}
+    return slice_channels(model, keep)
 
 
 def uniform_width(budget_flops_per_frame: float, n_features: int, conv_kernel_frames: int, max_width: int) -> int:
@@ -218,7 +200,7 @@ def _scores(model: FrozenVAD, spec: FeatureSpec, check, dev, seconds: float, inf
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """The four methods at one (budget, seed) (runs in a worker process); writes the run's JSON."""
-    from vad.training.data import CachedStreams
+    from vad.training.data import CachedStreams, FeatureAugment
     from vad.training.train import TrainConfig, train
 
     torch.set_num_threads(1)
@@ -232,7 +214,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
     config = TrainConfig(budget_mflops=budget, max_minutes=1e4, seed=seed, num_threads=1, finetune_fraction=0.5,
                          min_check_minutes=0.0, **job["config"])
-    streams = CachedStreams(job["cache"], "train", window_frames=config.window_frames, seed=seed)
+    streams = CachedStreams(job["cache"], "train", window_frames=config.window_frames, seed=seed,
+                            feature_augment=FeatureAugment() if job.get("feature_augment", True) else None)
     val = list(CachedStreams(job["cache"], "val", window_frames=1, seed=seed).iter_streams())
     select, check = split_validation(val)
     spec = streams.spec
@@ -396,10 +379,10 @@ def _compare(args) -> int:
     out_dir = Path(args.output)
     (out_dir / "runs").mkdir(parents=True, exist_ok=True)
     config = {"max_steps": args.steps, "finetune_max_steps": args.finetune_steps, "eval_every_steps": args.eval_every,
-              "input_width": args.max_width, "conv_width": args.max_width, "gru_width": args.max_width,
-              "batch_size": args.batch_size, "window_frames": args.window_frames}
-    jobs = [{"budget": b, "seed": s, "cache": str(args.cache), "dev": args.dev, "out_dir": str(out_dir), "config": config}
-            for b in args.budgets for s in args.seeds]
+              "input_width": args.max_width, "conv_width": args.max_width, "gru_width": args.max_width}
+    config.update({k: v for k, v in (("batch_size", args.batch_size), ("window_frames", args.window_frames)) if v})
+    jobs = [{"budget": b, "seed": s, "cache": str(args.cache), "dev": args.dev, "out_dir": str(out_dir), "config": config,
+             "feature_augment": not args.no_feature_augment} for b in args.budgets for s in args.seeds]
     todo = [j for j in jobs if not (out_dir / "runs" / f"budget-{j['budget']:g}-seed-{j['seed']}.json").is_file()]
     print(f"{len(jobs)} runs, {len(jobs) - len(todo)} already done; running {len(todo)} on {args.jobs} process(es)",
           file=sys.stderr)
@@ -445,8 +428,9 @@ def main(argv: list[str] | None = None) -> int:
     cp.add_argument("--finetune-steps", type=int, default=750, help="phase-2 steps at fixed widths")
     cp.add_argument("--eval-every", type=int, default=100, help="selection period in steps")
     cp.add_argument("--max-width", type=int, default=48)
-    cp.add_argument("--batch-size", type=int, default=64)
-    cp.add_argument("--window-frames", type=int, default=256)
+    cp.add_argument("--batch-size", type=int, help="default: TrainConfig's")
+    cp.add_argument("--window-frames", type=int, help="default: TrainConfig's")
+    cp.add_argument("--no-feature-augment", action="store_true", help="as `vad train --no-feature-augment`")
     cp.add_argument("--jobs", type=int, default=2)
     cp.add_argument("--dev", default=default_dev, help="the dev folder (with mix/ and nonspeech/)")
     cp.add_argument("--extra", help="JSON list from `evaluate` to mark shipped models on the plot")

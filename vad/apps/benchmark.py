@@ -83,6 +83,7 @@ def _row(name: str, kind: str, times_s: list[float], audio_s: float, **extra) ->
 
 def bench_ours(model: str | None, seconds: float, block_frames: int | None = None, backend: str | None = None,
                repeats: int = DEFAULT_REPEATS, chunk_ms: float = FRAME_MS) -> dict:
+    from vad.core.modelmeta import MFLOP
     from vad.runtime.engine import StreamingVAD
     from vad.runtime.model import DEFAULT_BACKEND, VADModel
 
@@ -120,8 +121,8 @@ def bench_ours(model: str | None, seconds: float, block_frames: int | None = Non
         load_s=load_s,
         first_frame_latency_ms=first_call_ms + stream.latency_ms,
         algorithmic_latency_ms=stream.latency_ms,
-        network_mflops_per_s=meta.network_flops_per_second / 1e6,
-        total_mflops_per_s=meta.total_flops_per_second / 1e6,
+        network_mflops_per_s=meta.network_flops_per_second / MFLOP,
+        total_mflops_per_s=meta.total_flops_per_second / MFLOP,
         parameters=meta.parameters,
         file_kb=vad_model.path.stat().st_size / 1024.0,
         events=n_events[-1],

@@ -39,8 +39,17 @@ Reference frame labels use ``vad.core.labelfiles.segments_to_frames`` (at least 
 A collar of C ms excludes from the frame figures every frame whose interval comes closer
 than C ms to a reference segment boundary (segment figures are not affected).
 Groups are the folders of the files relative to the PATH argument they were found under
-(``dev``, ``dev/nonspeech``). The SNR of a file is read from its path (``snr10``,
-``snr_-5``, ``SNR5.5`` ...); files with an SNR are also summarised per SNR.
+(``dev``, ``dev/nonspeech``). Where a folder holds several file families (the file name up
+to its first ``_``), each family of two or more files is also summarised (``families``:
+``dev/ami``, ``dev/nonspeech/0ad``, ...).
+The SNR of a file is read from its path (``snr10``, ``snr_-5``, ``SNR5.5`` ...); files with an
+SNR are also summarised per SNR.
+
+**Speech-free files never enter an AUC.** ``roc_auc`` and ``eer`` of a pooled or group summary
+use only the files with reference speech (frames of speech-free music or noise are easy
+negatives that would lift any AUC); files without speech are judged by
+``nonspeech_false_alarm_rate`` (share of their frames scored >= the default threshold) and
+``false_alarms_per_minute``. ``speech_pooled`` is the summary of all files with speech.
 """
 
 from __future__ import annotations
@@ -75,6 +84,7 @@ from vad.core.metrics import (
     roc_auc,
     roc_curve,
 )
+from vad.core.modelmeta import MFLOP
 
 EVAL_SAMPLE_RATE_HZ = 16000
 FRAME_HOP_SAMPLES = 160
@@ -193,6 +203,24 @@ def discover(
     return items
 
 
+def _family(path: Path) -> str:
+    return path.stem.split("_", 1)[0]
+
+
+def family_of(items: Sequence[EvalItem]) -> dict[Path, str]:
+    """``group/family`` of each file whose folder holds several families, for families of >= 2 files."""
+    members: dict[str, dict[str, list[Path]]] = {}
+    for it in items:
+        members.setdefault(it.group, {}).setdefault(_family(it.audio_path), []).append(it.audio_path)
+    out: dict[Path, str] = {}
+    for group, fams in members.items():
+        if len(fams) > 1:
+            for fam, paths in fams.items():
+                if len(paths) >= 2:
+                    out.update({p: f"{group}/{fam}" for p in paths})
+    return out
+
+
 # --- systems --------------------------------------------------------------------------------
 
 
@@ -307,7 +335,7 @@ def collar_mask(
     return keep
 
 
-def _load(path: Path) -> np.ndarray:
+def load_eval_audio(path: Path) -> np.ndarray:
     from vad.core.audio import load_audio
 
     audio, _ = load_audio(path, EVAL_SAMPLE_RATE_HZ)
@@ -315,10 +343,14 @@ def _load(path: Path) -> np.ndarray:
 
 
 def _summary(results: list[_FileResult], threshold: float) -> dict[str, Any]:
-    labels = np.concatenate([r.labels for r in results]) if results else np.zeros(0, bool)
-    scores = np.concatenate([r.scores for r in results]) if results else np.zeros(0)
+    with_speech = [r for r in results if r.all_labels.any()]
+    labels = np.concatenate([r.labels for r in with_speech]) if with_speech else np.zeros(0, bool)
+    scores = np.concatenate([r.scores for r in with_speech]) if with_speech else np.zeros(0)
     counts = sum((r.counts for r in results), ConfusionCounts())
     eer, eer_threshold = equal_error_rate(labels, scores)
+    speech_free = [r for r in results if not r.all_labels.any()]
+    free_frames = sum(r.all_scores.size for r in speech_free)
+    free_alarms = sum(int(np.count_nonzero(r.all_scores >= threshold)) for r in speech_free)
     onsets, offsets = [], []
     n_ref = n_missed = 0
     for r in results:
@@ -336,14 +368,16 @@ def _summary(results: list[_FileResult], threshold: float) -> dict[str, Any]:
     return {
         "files": len(results),
         "duration_s": duration,
-        "frames": int(labels.size),
+        "frames": sum(int(r.labels.size) for r in results),
         "speech_frames": int(labels.sum()),
+        "auc_frames": int(labels.size),
         "threshold": threshold,
         "roc_auc": roc_auc(labels, scores),
         "eer": eer,
         "eer_threshold": eer_threshold,
         **counts.to_dict(),
         "nonspeech_minutes": nonspeech_min,
+        "nonspeech_false_alarm_rate": free_alarms / free_frames if free_frames else float("nan"),
         "false_alarms_per_minute": n_fa_segments / nonspeech_min if nonspeech_min > 0 else float("nan"),
         "reference_segments": n_ref,
         "missed_segments": n_missed,
@@ -395,7 +429,7 @@ def evaluate(
         if on_file is not None:
             on_file(i, len(items), item)
         try:
-            audio = _load(item.audio_path)
+            audio = load_eval_audio(item.audio_path)
             reference = [s for s in read_labels(item.label_path) if s.duration_s > 0]
         except VADError as exc:  # other files still finish; the report lists the failure
             failed.append({"path": str(item.audio_path), "error": str(exc)})
@@ -456,17 +490,21 @@ def evaluate(
         thr = float(system.default_threshold)
         groups = sorted({r.item.group for r in results})
         snrs = sorted({r.item.snr_db for r in results if r.item.snr_db is not None})
+        fam = family_of([r.item for r in results])
         entry = {
             "default_threshold": thr,
             "flops_per_second": getattr(system, "flops_per_second", None),
             "pooled": _summary(results, thr),
             "groups": {g: _summary([r for r in results if r.item.group == g], thr) for g in groups},
+            "families": {f: _summary([r for r in results if fam.get(r.item.audio_path) == f], thr)
+                         for f in sorted(set(fam.values()))},
             "snr": {_snr_key(s): _summary([r for r in results if r.item.snr_db == s], thr) for s in snrs},
             "files": {str(r.item.audio_path): _summary([r], thr) for r in results},
         }
         report["systems"][system.name] = entry
-        labels = np.concatenate([r.labels for r in results])
-        scores = np.concatenate([r.scores for r in results])
+        speech_results = [r for r in results if r.all_labels.any()] or results
+        labels = np.concatenate([r.labels for r in speech_results])
+        scores = np.concatenate([r.scores for r in speech_results])
         fpr, tpr, _ = roc_curve(labels, scores)
         report["_curves"][system.name] = {
             "fpr": fpr,
@@ -520,6 +558,7 @@ _TABLE_COLUMNS = [
     ("Miss", "miss_rate", "{:.3f}"),
     ("FA", "false_alarm_rate", "{:.3f}"),
     ("FA/min", "false_alarms_per_minute", "{:.1f}"),
+    ("FAns%", "nonspeech_false_alarm_rate", "{:.3%}"),
     ("On50ms", "onset_delay_ms_median", "{:.0f}"),
     ("On90ms", "onset_delay_ms_p90", "{:.0f}"),
     ("Off50ms", "offset_delay_ms_median", "{:.0f}"),
@@ -535,6 +574,7 @@ def format_table(report: dict[str, Any]) -> str:
         scopes = [("pooled", entry["pooled"])]
         if len(entry["groups"]) > 1:
             scopes += list(entry["groups"].items())
+        scopes += list(entry.get("families", {}).items())
         scopes += list(entry["snr"].items())
         for scope, fig in scopes:
             cells = [name, scope, str(fig["files"])]
@@ -553,8 +593,35 @@ def format_table(report: dict[str, Any]) -> str:
     cfg = report["config"]
     lines.append(
         f"frames of {cfg['frame_hop_ms']:g} ms, collar {cfg['collar_ms']:g} ms; P/R/F1/Miss/FA at each system's "
-        "default threshold; FA/min on files without speech; delays signed (late > 0); RTF = compute s / audio s"
+        "default threshold; AUC/EER over files with speech only; FA/min and FAns% (frames >= threshold) on files "
+        "without speech; delays signed (late > 0); RTF = compute s / audio s"
     )
+    return "\n".join(lines)
+
+
+def format_markdown(report: dict[str, Any]) -> str:
+    """A Markdown table: one row per scope (pooled, each group, family and SNR), one column
+    per system; frame ROC-AUC where the scope has speech, else the share of its frames scored
+    as speech (false alarms on speech-free audio)."""
+    systems = list(report["systems"])
+    first = report["systems"][systems[0]]
+    scopes = [("pooled (AUC over the files with speech)", "pooled", None)]
+    scopes += [(g, "groups", g) for g in first["groups"]]
+    scopes += [(f, "families", f) for f in first.get("families", {})]
+    scopes += [(k, "snr", k) for k in first["snr"]]
+    lines = ["| scope | files | " + " | ".join(systems) + " |", "|---|---:|" + "---:|" * len(systems)]
+    for label, kind, key in scopes:
+        figs = [report["systems"][n][kind] if key is None else report["systems"][n][kind][key] for n in systems]
+        has_speech = figs[0]["speech_frames"] > 0
+        cells = []
+        for fig in figs:
+            v = fig["roc_auc"] if has_speech else fig["nonspeech_false_alarm_rate"]
+            ok = isinstance(v, float) and math.isfinite(v)
+            cells.append(("{:.3f}" if has_speech else "FA {:.3%}").format(v) if ok else "-")
+        lines.append(f"| {label} | {figs[0]['files']} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("Frame ROC-AUC over the files with speech; `FA` = share of the frames of speech-free files "
+                 "scored >= the system's default threshold.")
     return "\n".join(lines)
 
 
@@ -620,20 +687,20 @@ _ACCURACY_KEYS = ("dev_roc_auc", "dev_auc", "roc_auc", "auc", "val_roc_auc", "va
 # (key, factor to FLOP/s): total compute first; network-only counts are used when nothing else is given
 _FLOPS_KEYS = (
     ("total_flops_per_second", 1.0),
-    ("total_mflops_per_second", 1e6),
-    ("total_mflops", 1e6),
+    ("total_mflops_per_second", MFLOP),
+    ("total_mflops", MFLOP),
     ("flops_per_second", 1.0),
-    ("mflops_per_second", 1e6),
+    ("mflops_per_second", MFLOP),
 )
 _NETWORK_FLOPS_KEYS = (
     ("network_flops_per_second", 1.0),
-    ("network_mflops_per_second", 1e6),
-    ("network_mflops", 1e6),
+    ("network_mflops_per_second", MFLOP),
+    ("network_mflops", MFLOP),
 )
 _FRONTEND_FLOPS_KEYS = (
     ("frontend_flops_per_second", 1.0),
-    ("frontend_mflops_per_second", 1e6),
-    ("frontend_mflops", 1e6),
+    ("frontend_mflops_per_second", MFLOP),
+    ("frontend_mflops", MFLOP),
 )
 _MAX_SEARCH_DEPTH = 3
 
@@ -741,7 +808,7 @@ def collect_pareto(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
                     points.append(
                         {
                             "name": name,
-                            "mflops_per_second": entry["flops_per_second"] / 1e6,
+                            "mflops_per_second": entry["flops_per_second"] / MFLOP,
                             "auc": auc,
                             "source": str(path),
                         }
@@ -757,7 +824,7 @@ def collect_pareto(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
                 f"({'/'.join(k for k, _ in _FLOPS_KEYS + _NETWORK_FLOPS_KEYS)}) in this report"
             )
         for name, auc, flops in records:
-            points.append({"name": name, "mflops_per_second": flops / 1e6, "auc": auc, "source": str(path)})
+            points.append({"name": name, "mflops_per_second": flops / MFLOP, "auc": auc, "source": str(path)})
     if not points and not lines:
         raise InvalidInputError("no run reports given for --pareto")
     return {"points": points, "baselines": lines}

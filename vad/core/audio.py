@@ -4,7 +4,9 @@
   libsndfile reads (via soundfile), any sample format (int16/int32/float), any channel count
   (mixed down by averaging the channels), and resamples with soxr when a target rate is given.
   Missing, empty, truncated, unreadable and non-audio files raise ``AudioFileError`` naming
-  the file and the reason.
+  the file and the reason; so does a float file with a sample outside the sample contract of
+  ``vad.core.features`` (non-finite, or beyond ``MAX_FLOAT_SAMPLE_MAGNITUDE``), naming the
+  sample and its time in the file.
 * ``resample(signal, in_rate_hz, out_rate_hz)`` resamples a whole signal.
 * ``StreamResampler`` resamples a live stream chunk by chunk (soxr's stream API).
 
@@ -30,7 +32,13 @@ import soundfile
 import soxr
 
 from vad.core.errors import AudioFileError, InvalidInputError, StreamStateError
-from vad.core.features import as_float64_samples
+from vad.core.features import (
+    MAX_FLOAT_SAMPLE_MAGNITUDE,
+    as_float64_samples,
+    bad_sample_reason,
+    bad_sample_value,
+    first_bad_sample,
+)
 
 RESAMPLE_QUALITY = "HQ"  # soxr "high quality" (the data bundle used "VHQ"; HQ differs by < -100 dB)
 
@@ -57,7 +65,15 @@ def resample(signal: np.ndarray, in_rate_hz: int, out_rate_hz: int) -> np.ndarra
     if in_rate_hz == out_rate_hz or x.size == 0:
         n_out = x.size if in_rate_hz == out_rate_hz else 0
         return x[:n_out].astype(np.float32)
-    return soxr.resample(x, in_rate_hz, out_rate_hz, quality=RESAMPLE_QUALITY).astype(np.float32)
+    return _resampled_output(soxr.resample(x, in_rate_hz, out_rate_hz, quality=RESAMPLE_QUALITY))
+
+
+def _resampled_output(y: np.ndarray) -> np.ndarray:
+    """float32 resampler output, clipped to +-MAX_FLOAT_SAMPLE_MAGNITUDE: the filter can overshoot
+    an accepted input near that bound, and what the resampler hands on must be accepted too."""
+    out = y.astype(np.float32)
+    np.minimum(out, MAX_FLOAT_SAMPLE_MAGNITUDE, out=out)  # two in-place ufuncs: np.clip costs
+    return np.maximum(out, -MAX_FLOAT_SAMPLE_MAGNITUDE, out=out)  # a few us more per live chunk
 
 
 def _fail(path: Any, reason: str) -> AudioFileError:
@@ -125,8 +141,9 @@ def _read_file(path: Any, allow_empty: bool = False) -> tuple[np.ndarray, int]:
         raise _fail(path, f"declares an invalid sample rate ({rate} Hz)")
     if data.shape[0] == 0 and not allow_empty:
         raise _fail(path, "contains no audio samples (empty)")
-    if not np.isfinite(data).all():
-        raise _fail(path, "contains non-finite (NaN or infinite) samples")
+    bad = first_bad_sample(data)
+    if bad is not None:
+        raise _fail(path, f"contains {bad_sample_reason(bad_sample_value(data, bad), bad, rate)}")
     return data, int(rate)
 
 
@@ -145,7 +162,8 @@ def load_audio(
         (samples, rate_hz): float32 1-D array (channels averaged) and its sample rate.
 
     Raises:
-        AudioFileError: the file is missing, a directory, unreadable, empty, truncated or not audio.
+        AudioFileError: the file is missing, a directory, unreadable, empty, truncated, not audio,
+            or holds a rejected sample (the message gives its position: sample and seconds).
         InvalidInputError: path or target_rate_hz has the wrong type or value.
     """
     if not isinstance(path, (str, os.PathLike)):
@@ -159,7 +177,7 @@ def load_audio(
     if mono.size == 0:
         return np.zeros(0, dtype=np.float32), target_rate_hz
     resampled = soxr.resample(mono, rate, target_rate_hz, quality=RESAMPLE_QUALITY)
-    return resampled.astype(np.float32), target_rate_hz
+    return _resampled_output(resampled), target_rate_hz
 
 
 class StreamResampler:
@@ -217,7 +235,11 @@ class StreamResampler:
         return Fraction(int(output_index)) * self._ratio
 
     def process(self, chunk: np.ndarray) -> np.ndarray:
-        """Feed one chunk (1-D float or signed-integer PCM, any length); return new float32 output."""
+        """Feed one chunk (1-D float, int16 or int32 PCM, any length); return new float32 output.
+
+        A rejected chunk (``vad.core.features``' sample contract) raises InvalidInputError and
+        leaves the stream as it was.
+        """
         if self._flushed:
             raise StreamStateError("StreamResampler.process() after flush(); call reset() to start a new stream")
         x = as_float64_samples(chunk, "chunk")
@@ -225,7 +247,7 @@ class StreamResampler:
         if self._stream is None:
             out = x.astype(np.float32)
         else:
-            out = self._stream.resample_chunk(x, last=False).astype(np.float32)
+            out = _resampled_output(self._stream.resample_chunk(x, last=False))
         self.samples_out += out.size
         return out
 
@@ -236,6 +258,6 @@ class StreamResampler:
         self._flushed = True
         if self._stream is None:
             return np.zeros(0, dtype=np.float32)
-        out = self._stream.resample_chunk(np.zeros(0, dtype=np.float64), last=True).astype(np.float32)
+        out = _resampled_output(self._stream.resample_chunk(np.zeros(0, dtype=np.float64), last=True))
         self.samples_out += out.size
         return out

@@ -37,6 +37,10 @@ FEATURES_INPUT = "features"
 PROBABILITY_OUTPUT = "probability"
 STATE_PREFIX = "state_"
 STATE_OUT_SUFFIX = "_out"
+# The one network architecture this project trains, exports and runs (training.model describes
+# it; exported metadata and checkpoints carry this name; the numba backend checks it).
+ARCHITECTURE_NAME = "causal-dwconv-gru"
+MFLOP = 1e6  # FLOPs in one MFLOP: every "MFLOP/s" figure is FLOPs per second / MFLOP
 
 
 @dataclasses.dataclass(frozen=True)

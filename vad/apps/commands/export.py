@@ -37,9 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     import time
 
-    from vad.core.errors import require
+    from vad.core.errors import require_extra
 
-    require("torch", "train", "vad export")
+    require_extra("train", "vad export")
     from vad.core.postprocess import PostprocessConfig
     from vad.training.consolidate import load_consolidated
     from vad.training.export import export_checkpoint
