@@ -98,7 +98,7 @@ def test_calibrate_writes_a_cost_model_that_export_and_info_use(tmp_path, monkey
     out = capsys.readouterr().out
     assert "fit: max |error|" in out and "vad train --budget-us" in out
     cm = load_cost_model()
-    assert len(cm.points) == 8 and cm.engine["statistic"] == "min" and cm.us_of({"input": 8, "conv": 8, "gru": 8}) > 0
+    assert len(cm.points) == 8 and cm.engine["statistic"] == "cpu" and cm.us_of({"input": 8, "conv": 8, "gru": 8}) > 0
     # export stores this machine's prediction; vad info prints it
     model = build_random_vad(seed=3, input_width=6, conv_width=5, gru_width=4)
     ckpt = tmp_path / "m.pt"
@@ -109,3 +109,10 @@ def test_calibrate_writes_a_cost_model_that_export_and_info_use(tmp_path, monkey
     assert main(["info", str(onnx)]) == 0
     text = capsys.readouterr().out
     assert "predicted at export" in text and "on this machine" in text
+    # --check: predicted vs measured, with the machine's drift from re-measuring the design points
+    assert main(["calibrate", "--check", str(onnx), "--seconds", "0.3", "--rounds", "1", "--passes", "1",
+                 "-o", str(tmp_path / "check.json")]) == 0
+    assert "drift" in capsys.readouterr().out
+    check = json.loads((tmp_path / "check.json").read_text())
+    assert check["rows"][0]["predicted_us_per_10ms"] == pytest.approx(latency["us_per_frame"])
+    assert check["drift"] > 0

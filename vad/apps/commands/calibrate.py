@@ -16,9 +16,9 @@ HELP = "measure this machine's engine latency per layer width and store the cost
 _EPILOG = """\
 The measurement is the engine's whole per-chunk cost (front end + network + post-processing,
 one thread, 10 ms int16 chunks), so `vad bench --model M` on a trained model should agree with
-the prediction `vad info M` prints (the "(best)" column with the default --statistic min).
-Other load on the machine inflates the medians; prefer an idle machine. Re-run after
-upgrading the package or moving to another machine.
+the prediction `vad info M` prints (its "cpu" figures with the default --statistic cpu;
+on an idle machine the wall-clock columns agree with them). Re-run after upgrading the
+package or moving to another machine.
 """
 
 
@@ -36,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = _EPILOG
     parser.add_argument("-o", "--output", metavar="JSON",
                         help="where to write the cost model (default: the per-user cache, "
-                        "$XDG_CACHE_HOME/learned-width-vad/cost-model.json, where `vad train --budget-us` reads it)")
+                        "$XDG_CACHE_HOME/learned-width-vad/cost-model.json, where `vad train --budget-us` reads it); "
+                        "with --check: where to write the rows as JSON")
     parser.add_argument("--max-width", type=int, default=DEFAULT_MAX_WIDTH, metavar="N",
                         help=f"largest layer width measured (default {DEFAULT_MAX_WIDTH}, `vad train`'s maximum)")
     parser.add_argument("--points", type=int, default=DEFAULT_POINTS, metavar="P",
@@ -47,9 +48,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"interleaved rounds over all widths (default {DEFAULT_ROUNDS})")
     parser.add_argument("--passes", type=int, default=DEFAULT_PASSES, metavar="N",
                         help=f"timed passes per model load and round (default {DEFAULT_PASSES})")
-    parser.add_argument("--statistic", choices=STATISTICS, default="min",
-                        help="fit each width's fastest pass (default; robust on a machine shared with other jobs, "
-                        "`vad bench`'s '(best)' column) or the median of its passes (`vad bench`'s us/10ms)")
+    parser.add_argument("--statistic", choices=STATISTICS, default="cpu",
+                        help="fit each width's least process CPU time per 10 ms (default: the engine's own cost even "
+                        "on a machine shared with other jobs; `vad bench`'s 'cpu' figures), its fastest wall-clock "
+                        "pass ('min', `vad bench`'s '(best)') or its median pass ('median', `vad bench`'s us/10ms)")
+    parser.add_argument("--check", nargs="+", metavar="MODEL",
+                        help="instead of calibrating: measure these exported models with the calibration's protocol "
+                        "and statistic, interleaved with its design points, and print predicted (cost model) vs "
+                        "measured us per 10 ms and the machine's drift since the calibration")
+    parser.add_argument("--cost-model", metavar="JSON", help="with --check: the cost model to check against "
+                        "(default: this machine's, where calibrate writes it)")
     parser.add_argument("--backend", choices=("auto", "numba", "onnxruntime"), help="inference backend (default auto)")
     parser.add_argument("--block-frames", type=int, help="frames per network call (default: by backend)")
     parser.add_argument("--chunk-ms", type=float, default=10.0, help="chunk length per call (default 10 ms)")
@@ -71,6 +79,23 @@ def run(args) -> int:
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
+
+    if args.check:
+        import json
+
+        from vad.apps.calibration import check_models, format_check
+        from vad.core.costmodel import load_cost_model
+
+        rows, drift = check_models(args.check, load_cost_model(args.cost_model), seconds=args.seconds,
+                                   rounds=args.rounds, passes=args.passes, log=log)
+        print(format_check(rows, drift))
+        if args.output:
+            from vad.core.atomicfile import atomic_write_text
+
+            atomic_write_text(args.output, json.dumps({"rows": rows, "drift": drift}, indent=1))
+        return 0
+    if args.cost_model:
+        raise InvalidInputError("--cost-model only applies to --check (calibration writes -o)")
 
     cost_model = calibrate(max_width=args.max_width, n_points=args.points, seconds=args.seconds, rounds=args.rounds,
                            passes=args.passes, statistic=args.statistic, backend=args.backend, block_frames=args.block_frames, chunk_ms=args.chunk_ms, log=log)
