@@ -154,7 +154,7 @@ class TrainConfig:
     alpha_max: float = 100.0
     dual_lr_target: float = 50.0
     dual_clip_target: float = 0.5
-    dual_lr_budget: float = 2.0
+    dual_lr_budget: float = 1.0
     dual_clip_budget: float = 0.05
     target_margin: float = 0.002
     target_snapshots: int = 3
