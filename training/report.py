@@ -2,6 +2,9 @@
 
 Sub-commands (``python -m vad.training.report ...``):
 
+* ``cache --speech DIR... --noise DIR... [--rir DIR...] -o CACHE``: the feature cache every run
+  of ``compare`` shares (``training.train.prepare_data``: ``vad train``'s recipe).
+
 * ``compare --cache DIR --budgets B... --seeds S... --steps N --finetune-steps M --dev DIR -o OUT``:
   at every budget B (network MFLOP/s) and seed S, four nets trained on the SAME batches
   (``sample_batch(step)`` seeded by S), with the SAME schedule and selection rule:
@@ -380,7 +383,8 @@ def _compare(args) -> int:
     (out_dir / "runs").mkdir(parents=True, exist_ok=True)
     config = {"max_steps": args.steps, "finetune_max_steps": args.finetune_steps, "eval_every_steps": args.eval_every,
               "input_width": args.max_width, "conv_width": args.max_width, "gru_width": args.max_width}
-    config.update({k: v for k, v in (("batch_size", args.batch_size), ("window_frames", args.window_frames)) if v})
+    config.update({k: v for k, v in (("batch_size", args.batch_size), ("window_frames", args.window_frames),
+                                     ("width_warmup_steps", args.width_warmup)) if v})
     jobs = [{"budget": b, "seed": s, "cache": str(args.cache), "dev": args.dev, "out_dir": str(out_dir), "config": config,
              "feature_augment": not args.no_feature_augment} for b in args.budgets for s in args.seeds]
     todo = [j for j in jobs if not (out_dir / "runs" / f"budget-{j['budget']:g}-seed-{j['seed']}.json").is_file()]
@@ -399,6 +403,17 @@ def _compare(args) -> int:
               "shipped_models": extra}
     write_outputs(out_dir, report)
     print(format_table(report["rows"]))
+    return 0
+
+
+def _cache(args) -> int:
+    from vad.training.train import DataConfig, prepare_data
+
+    data = DataConfig(tuple(args.speech), tuple(args.noise), tuple(args.rir), minutes_train=args.minutes_train,
+                      minutes_val=args.minutes_val)
+    _streams, val, seconds = prepare_data(data, args.output, args.seed, window_frames=1,
+                                          log=lambda line: print(line, file=sys.stderr))
+    print(f"cache ready at {args.output} in {seconds:.0f} s ({len(val)} validation streams)")
     return 0
 
 
@@ -430,16 +445,25 @@ def main(argv: list[str] | None = None) -> int:
     cp.add_argument("--max-width", type=int, default=48)
     cp.add_argument("--batch-size", type=int, help="default: TrainConfig's")
     cp.add_argument("--window-frames", type=int, help="default: TrainConfig's")
+    cp.add_argument("--width-warmup", type=int, help="width-lr warm-up steps of the search (default: TrainConfig's)")
     cp.add_argument("--no-feature-augment", action="store_true", help="as `vad train --no-feature-augment`")
     cp.add_argument("--jobs", type=int, default=2)
     cp.add_argument("--dev", default=default_dev, help="the dev folder (with mix/ and nonspeech/)")
     cp.add_argument("--extra", help="JSON list from `evaluate` to mark shipped models on the plot")
     cp.add_argument("-o", "--output", required=True)
+    ca = sub.add_parser("cache", help="build the feature cache compare reads (the recipe of `vad train`)")
+    ca.add_argument("--speech", nargs="+", required=True)
+    ca.add_argument("--noise", nargs="+", required=True)
+    ca.add_argument("--rir", nargs="+", default=[])
+    ca.add_argument("--minutes-train", type=float, default=240.0)
+    ca.add_argument("--minutes-val", type=float, default=20.0)
+    ca.add_argument("--seed", type=int, default=0)
+    ca.add_argument("-o", "--output", required=True, help="cache folder")
     rp = sub.add_parser("replot", help="redraw OUT/comparison.png and .md, optionally marking shipped models")
     rp.add_argument("output", help="the compare OUT folder")
     rp.add_argument("--extra", help="JSON list from `evaluate` to mark on the plot")
     args = parser.parse_args(argv)
-    return {"evaluate": _evaluate, "compare": _compare, "replot": _replot}[args.cmd](args)
+    return {"evaluate": _evaluate, "compare": _compare, "cache": _cache, "replot": _replot}[args.cmd](args)
 
 
 if __name__ == "__main__":

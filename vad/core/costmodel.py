@@ -145,7 +145,8 @@ class CostModel:
             )
 
     def summary(self) -> dict[str, Any]:
-        """The model without its measured points (what a model file's metadata carries)."""
+        """``to_dict()`` without the measured points (what a model file's metadata carries; it
+        reads back with ``from_dict``)."""
         d = self.to_dict()
         d.pop("points")
         return d

@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     if args.budget_us is not None:
         from vad.core.costmodel import load_cost_model
 
-        cost_model = load_cost_model(args.cost_model).to_dict()
+        cost_model = load_cost_model(args.cost_model).summary()  # the measured points stay in the JSON
     elif args.cost_model is not None:
         raise InvalidInputError("--cost-model only applies to --budget-us")
     config = TrainConfig(
