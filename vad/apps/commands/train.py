@@ -32,11 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--noise", nargs="+", required=True, metavar="DIR", help="directories of non-speech noise/music")
     parser.add_argument("--rir", nargs="+", default=[], metavar="DIR", help="directories of room impulse responses")
     goal = parser.add_mutually_exclusive_group(required=True)
-    goal.add_argument("--target-auc", type=float, metavar="A", help="smallest network with validation ROC-AUC >= A")
+    goal.add_argument("--target-auc", type=float, metavar="A",
+                      help="smallest network with ROC-AUC >= A on held-out validation audio (no model is written "
+                      "when it is not met, unless --write-unmet)")
     goal.add_argument("--budget-mflops", type=float, metavar="B", help="best network with <= B MFLOP/s (network)")
     goal.add_argument("--budget-us", type=float, metavar="U",
                       help="best network that runs in <= U microseconds per 10 ms of audio on this machine, "
-                      "front end included (uses the cost model of `vad calibrate`; check with `vad bench`)")
+                      "front end included (uses the cost model of `vad calibrate`; check with `vad calibrate --check` or `vad bench`)")
     parser.add_argument("--cost-model", metavar="JSON",
                         help="cost model for --budget-us (default: the one `vad calibrate` wrote for this machine)")
     parser.add_argument("--write-unmet", action="store_true",
