@@ -399,7 +399,7 @@ def _compare(args) -> int:
     extra = json.loads(Path(args.extra).read_text()) if args.extra else []
     report = {"command": " ".join(sys.argv), "config": config, "methods": list(METHODS),
               "selection": "best select-split AUC every eval_every_steps and at each phase's end (module doc)",
-              "wall_minutes_this_call": (time.monotonic() - t) / 60, "rows": aggregate(runs), "runs": runs,
+              "wall_minutes_this_call": (time.monotonic() - t) / 60, "rows": aggregate(runs), "results": runs,
               "shipped_models": extra}
     write_outputs(out_dir, report)
     print(format_table(report["rows"]))
