@@ -450,6 +450,20 @@ def test_pareto(corpus, tmp_path):
     mflops.write_text(json.dumps({"name": "c", "network_mflops": 0.25, "val_auc": 0.7}))
     got = [(q["name"], q["mflops_per_second"], q["auc"]) for q in collect_pareto([other, mflops])["points"]]
     assert got == [("b", pytest.approx(0.5), 0.85), ("c", pytest.approx(0.25), 0.7)]
+    # --scope: an eval report's AUC over one group/family/SNR bucket instead of the pooled one
+    scoped = tmp_path / "scoped.json"
+    scoped.write_text(json.dumps({"report_version": 1, "systems": {
+        "m": {"flops_per_second": 3e6, "pooled": {"roc_auc": 0.9}, "groups": {"dev/mix": {"roc_auc": 0.8}},
+              "families": {"dev/ami": {"roc_auc": 0.7}}, "snr": {"snr0": {"roc_auc": 0.6}}},
+        "base": {"pooled": {"roc_auc": 0.95}, "groups": {"dev/mix": {"roc_auc": 0.85}},
+                 "families": {"dev/ami": {"roc_auc": 0.9}}, "snr": {"snr0": {"roc_auc": 0.7}}}}}))
+    assert collect_pareto([scoped])["points"][0]["auc"] == 0.9
+    for scope, auc in (("dev/mix", 0.8), ("dev/ami", 0.7), ("snr0", 0.6)):
+        got = collect_pareto([scoped], scope=scope)
+        assert got["points"][0]["auc"] == auc and got["scope"] == scope
+    assert collect_pareto([scoped], scope="dev/mix")["baselines"] == [{"name": "base", "auc": 0.85, "source": str(scoped)}]
+    with pytest.raises(InvalidInputError, match="no scope 'dev/xx'.*dev/ami, dev/mix, snr0"):
+        collect_pareto([scoped], scope="dev/xx")
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
     with pytest.raises(InvalidInputError, match="bad.json"):

@@ -114,8 +114,24 @@ def _run_records(data: Any, default_name: str):
         yield name, auc, flops
 
 
-def collect_pareto(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
+def _scope_auc(entry: dict[str, Any], scope: str | None, path: Path) -> float | None:
+    """The system's AUC over ``scope`` (None: pooled; else a group or family of the eval report,
+    e.g. ``dev/mix`` or ``dev/ami``, or an SNR bucket such as ``snr0``)."""
+    if scope is None:
+        return entry.get("pooled", {}).get("roc_auc")
+    for key in ("groups", "families", "snr"):
+        if scope in entry.get(key, {}):
+            return entry[key][scope].get("roc_auc")
+    known = sorted({k for key in ("groups", "families", "snr") for k in entry.get(key, {})})
+    raise InvalidInputError(f"{path}: no scope {scope!r} in this eval report (it has: {', '.join(known)})")
+
+
+def collect_pareto(paths: Sequence[str | os.PathLike], scope: str | None = None) -> dict[str, Any]:
     """Points (name, MFLOP/s, AUC) from vad.training-run reports and reference lines from eval reports.
+
+    ``scope`` picks the AUC of eval reports: None the pooled one, else a group/family/SNR name
+    of the report (``vad eval --pareto eval.json --scope dev/mix``); training-run reports have
+    one accuracy and are taken as they are.
 
     A training-run JSON gives one point: its accuracy (the first of ``_ACCURACY_KEYS``
     found in it or its nested objects: dev figures before validation figures) and its
@@ -133,7 +149,7 @@ def collect_pareto(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
             raise InvalidInputError(f"{path}: not a readable JSON report: {exc}") from exc
         if isinstance(data, dict) and "systems" in data and "report_version" in data:
             for name, entry in data["systems"].items():
-                auc = entry.get("pooled", {}).get("roc_auc")
+                auc = _scope_auc(entry, scope, path)
                 if auc is None:
                     continue
                 if entry.get("flops_per_second"):
@@ -159,7 +175,7 @@ def collect_pareto(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
             points.append({"name": name, "mflops_per_second": flops / MFLOP, "auc": auc, "source": str(path)})
     if not points and not lines:
         raise InvalidInputError("no run reports given for --pareto")
-    return {"points": points, "baselines": lines}
+    return {"points": points, "baselines": lines, "scope": scope or "pooled"}
 
 
 def plot_pareto(collected: dict[str, Any], path: str | os.PathLike) -> None:
@@ -195,7 +211,7 @@ def plot_pareto(collected: dict[str, Any], path: str | os.PathLike) -> None:
         )
     ax.set_xlabel("MFLOP/s (network + front end)")
     ax.set_ylabel("frame ROC-AUC")
-    ax.set_title("Accuracy vs compute")
+    ax.set_title(f"Accuracy vs compute ({collected.get('scope', 'pooled')})")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize="small")
     fig.tight_layout()

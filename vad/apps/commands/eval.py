@@ -56,6 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="instead: collect training-run JSON reports (and eval reports for baselines) into an "
         "AUC-vs-MFLOP/s plot (--plot, default pareto.png)",
     )
+    parser.add_argument(
+        "--scope",
+        metavar="NAME",
+        help="with --pareto: the AUC of eval reports over this group/family/SNR (e.g. dev/mix, dev/ami, "
+        "snr0; default pooled)",
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
 
 
@@ -88,7 +94,7 @@ def _systems(args) -> list:
 def _run_pareto(args) -> int:
     from vad.apps.evaluation import collect_pareto, plot_pareto, write_report
 
-    collected = collect_pareto(args.pareto)
+    collected = collect_pareto(args.pareto, scope=args.scope)
     for q in sorted(collected["points"], key=lambda q: q["mflops_per_second"]):
         print(f"{q['name']:<32} {q['mflops_per_second']:10.3f} MFLOP/s  AUC {q['auc']:.4f}  ({q['source']})")
     for line in collected["baselines"]:
