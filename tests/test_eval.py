@@ -11,7 +11,14 @@ import pytest
 import soundfile as sf
 
 from tests.fixtures_models import energy_model_path  # noqa: F401 - pytest fixture
-from vad.apps.baselines import SileroBaseline, WebRTCBaseline, make_baselines, map_scores_to_frames
+from vad.apps.baselines import (
+    TEN_HOP_SAMPLES,
+    SileroBaseline,
+    TenBaseline,
+    WebRTCBaseline,
+    make_baselines,
+    map_scores_to_frames,
+)
 from vad.apps.cli import main as cli_main
 from vad.apps.evaluation import (
     FRAME_HOP_SAMPLES,
@@ -293,6 +300,9 @@ def test_missing_baseline_modules_name_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "silero_vad", None)
     with pytest.raises(MissingDependencyError, match=r"baselines"):
         SileroBaseline()
+    monkeypatch.setitem(sys.modules, "ten_vad", None)
+    with pytest.raises(MissingDependencyError, match=r"baselines"):
+        TenBaseline()
     with pytest.raises(InvalidInputError, match="unknown baseline"):
         make_baselines("webrtc,vosk")
 
@@ -314,15 +324,43 @@ def test_silero_does_not_import_torch_or_silero_package():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_ten_without_its_native_library_names_libcxx(monkeypatch):
+    ten_vad = pytest.importorskip("ten_vad")
+
+    def no_library(*args):
+        raise OSError("libc++.so.1: cannot open shared object file: No such file or directory")
+
+    monkeypatch.setattr(ten_vad, "TenVad", no_library)
+    with pytest.raises(MissingDependencyError, match=r"apt-get install -y libc\+\+1"):
+        TenBaseline()
+
+
+def test_ten_scores_one_per_10ms_frame_from_its_16ms_hops():
+    pytest.importorskip("ten_vad")
+    rng = np.random.default_rng(3)
+    audio = np.zeros(16000 + 100, dtype=np.float32)  # not a whole number of hops or frames
+    audio[4000:12000] = 0.3 * rng.standard_normal(8000).astype(np.float32)
+    ten = TenBaseline()
+    hops = ten.chunk_probabilities(audio)
+    assert hops.shape == (-(-audio.size // TEN_HOP_SAMPLES),) and np.all((hops >= 0) & (hops <= 1))
+    scores = ten.frame_scores(audio)
+    assert scores.shape == (audio.size // 160,) and scores.dtype == np.float64
+    centres = np.arange(scores.size) * 160 + 80
+    np.testing.assert_array_equal(scores, hops[centres // TEN_HOP_SAMPLES])
+    np.testing.assert_array_equal(ten.frame_scores(audio), scores)  # fresh state per signal
+    assert make_baselines("TEN")[0].name == "ten"
+
+
 def test_baselines_on_a_dev_file(shared_data):
     pytest.importorskip("webrtcvad")
+    pytest.importorskip("ten_vad")
     path = shared_data / "dev" / "pyannote_sample.flac"
-    systems = make_baselines("webrtc,silero")
+    systems = make_baselines("webrtc,silero,ten")
     report = evaluate(discover([path]), systems)
-    for name in ("webrtc", "silero"):
+    for name in ("webrtc", "silero", "ten"):
         fig = report["systems"][name]["pooled"]
         assert fig["frames"] == 3000
-        # measured: webrtc 0.994, silero 0.997 on this two-speaker recording
+        # measured: webrtc 0.994, silero 0.997, ten 0.998 on this two-speaker recording
         assert fig["roc_auc"] > 0.95, (name, fig["roc_auc"])
         assert 0 < fig["real_time_factor"] < 1
     scores = WebRTCBaseline().frame_scores(np.zeros(1600, np.float32))
@@ -340,6 +378,13 @@ def test_cli_eval_baseline_json(corpus, tmp_path, capsys):
     data = json.loads(out.read_text())
     assert "webrtc" in data["systems"] and data["systems"]["webrtc"]["pooled"]["files"] == 3
     assert "webrtc" in capsys.readouterr().out
+
+
+def test_cli_eval_ten_baseline(corpus, tmp_path):
+    pytest.importorskip("ten_vad")
+    out = tmp_path / "r.json"
+    assert cli_main(["eval", str(corpus), "--baselines", "ten", "--json", str(out), "-q"]) == 0
+    assert json.loads(out.read_text())["systems"]["ten"]["pooled"]["files"] == 3
 
 
 def test_cli_missing_labels_is_an_error(corpus, capsys):

@@ -1,4 +1,4 @@
-"""Reference VADs scored on the same 10 ms frames as our models: WebRTC VAD and Silero VAD.
+"""Reference VADs scored on the same 10 ms frames as our models: WebRTC, Silero and TEN VAD.
 
 Both are optional (the ``baselines`` extra). Each baseline is a *system* for
 ``vad.apps.evaluation``: an object with ``name``, ``default_threshold`` and
@@ -15,6 +15,11 @@ Both are optional (the ``baselines`` extra). Each baseline is a *system* for
   own ``OnnxWrapper`` does for v5/v6. Chunk ``j`` describes samples ``[512 j, 512 (j+1))``;
   each 10 ms frame takes the probability of the chunk that holds the frame's centre.
   Default threshold 0.5 (Silero's own).
+* **TEN VAD** (``ten_vad`` module of the ``ten-vad`` package, its native library; on Linux it
+  needs the system's ``libc++1``): int16 audio in hops of 256 samples (16 ms, TEN's default;
+  the last one zero-padded) through one fresh TEN VAD instance per signal. Hop ``j`` describes
+  samples ``[256 j, 256 (j+1))``; each 10 ms frame takes the probability of the hop that holds
+  the frame's centre, as for Silero. Default threshold 0.5 (TEN's own).
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ SILERO_CHUNK_SAMPLES = 512
 SILERO_CONTEXT_SAMPLES = 64
 SILERO_STATE_SHAPE = (2, 1, 128)
 SILERO_ONNX_NAME = "silero_vad.onnx"
+TEN_HOP_SAMPLES = 256
+TEN_SYSTEM_LIBRARY = "libc++1"  # Debian/Ubuntu package of the C++ runtime libten_vad.so links
 _INT16_SCALE = 32767.0
 
 
@@ -46,6 +53,11 @@ def _check_audio(audio: np.ndarray) -> np.ndarray:
     if not np.all(np.isfinite(audio)):
         raise InvalidInputError("audio has non-finite samples")
     return audio
+
+
+def _int16_pcm(audio: np.ndarray) -> np.ndarray:
+    """Float samples in [-1, 1] as little-endian int16 PCM (clipped), for the C baselines."""
+    return (np.clip(audio, -1.0, 1.0) * _INT16_SCALE).astype("<i2")
 
 
 class WebRTCBaseline:
@@ -62,7 +74,7 @@ class WebRTCBaseline:
     def frame_scores(self, audio: np.ndarray) -> np.ndarray:
         audio = _check_audio(audio)
         n_frames = audio.size // FRAME_SAMPLES
-        pcm = (np.clip(audio[: n_frames * FRAME_SAMPLES], -1.0, 1.0) * _INT16_SCALE).astype("<i2")
+        pcm = _int16_pcm(audio[: n_frames * FRAME_SAMPLES])
         raw = pcm.tobytes()
         step = FRAME_SAMPLES * pcm.itemsize
         votes = np.zeros(n_frames, dtype=np.int64)
@@ -141,6 +153,46 @@ class SileroBaseline:
         return map_scores_to_frames(probs, SILERO_CHUNK_SAMPLES, n_frames, FRAME_SAMPLES)
 
 
+class TenBaseline:
+    """TEN VAD on 256-sample int16 hops, one fresh instance (state) per signal."""
+
+    name = "ten"
+    default_threshold = 0.5
+    flops_per_second = None  # not counted here
+
+    def __init__(self) -> None:
+        ten_vad = require("ten_vad", BASELINES_EXTRA, "the TEN VAD baseline")
+        self._factory = ten_vad.TenVad
+        self.new_instance()  # loads the native library now, so a missing one fails here
+
+    def new_instance(self):
+        """A fresh ``ten_vad.TenVad`` (hop 256, TEN's default threshold)."""
+        try:
+            return self._factory(TEN_HOP_SAMPLES, self.default_threshold)
+        except (OSError, NotImplementedError) as exc:  # CDLL load failure / no library for this platform
+            raise MissingDependencyError(
+                f"the TEN VAD baseline cannot load its native library ({exc}); on Debian/Ubuntu install "
+                f"the C++ runtime it needs: sudo apt-get install -y {TEN_SYSTEM_LIBRARY}"
+            ) from exc
+
+    def chunk_probabilities(self, audio: np.ndarray) -> np.ndarray:
+        """TEN's probability per 256-sample hop (last hop zero-padded), fresh state."""
+        audio = _check_audio(audio)
+        n_hops = -(-audio.size // TEN_HOP_SAMPLES)
+        pcm = np.zeros(n_hops * TEN_HOP_SAMPLES, dtype=np.int16)
+        pcm[: audio.size] = _int16_pcm(audio)
+        vad = self.new_instance()
+        process = vad.process
+        probs = np.empty(n_hops, dtype=np.float64)
+        for j in range(n_hops):
+            probs[j] = process(pcm[j * TEN_HOP_SAMPLES : (j + 1) * TEN_HOP_SAMPLES])[0]
+        return probs
+
+    def frame_scores(self, audio: np.ndarray) -> np.ndarray:
+        probs = self.chunk_probabilities(audio)
+        return map_scores_to_frames(probs, TEN_HOP_SAMPLES, audio.size // FRAME_SAMPLES, FRAME_SAMPLES)
+
+
 def map_scores_to_frames(
     scores: np.ndarray, src_hop_samples: int, n_frames: int, dst_hop_samples: int
 ) -> np.ndarray:
@@ -155,11 +207,11 @@ def map_scores_to_frames(
     return np.asarray(scores, dtype=np.float64)[idx]
 
 
-BASELINES = {"webrtc": WebRTCBaseline, "silero": SileroBaseline}
+BASELINES = {"webrtc": WebRTCBaseline, "silero": SileroBaseline, "ten": TenBaseline}
 
 
 def make_baselines(names: str | list[str]) -> list:
-    """Baseline systems from a comma-separated string or list of names (webrtc, silero)."""
+    """Baseline systems from a comma-separated string or list of names (webrtc, silero, ten)."""
     if isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
     unknown = [name for name in names if name.lower() not in BASELINES]

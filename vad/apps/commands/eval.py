@@ -6,7 +6,7 @@ import argparse
 import sys
 
 NAME = "eval"
-HELP = "measure models (and WebRTC/Silero baselines) against labeled audio; ROC, EER, F1, delays, speed"
+HELP = "measure models (and WebRTC/Silero/TEN baselines) against labeled audio; ROC, EER, F1, delays, speed"
 
 _EPILOG = """\
 examples:
@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="M",
         help="exported .onnx model (repeat for several; default: shipped)",
     )
-    parser.add_argument("--baselines", metavar="LIST", help="comma-separated baselines: webrtc,silero")
+    parser.add_argument("--baselines", metavar="LIST", help="comma-separated baselines: webrtc,silero,ten")
     parser.add_argument(
         "--labels", metavar="DIR", help="folder holding the label files (default: next to the audio)"
     )
