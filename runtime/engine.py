@@ -9,19 +9,27 @@
     >>> vad.reset()                                     # ready for a new stream
 
 Pipeline per stream: (resampler to the model's rate when the stream's rate differs) ->
-numba streaming log-mel front end built from the model's feature spec -> the network run
-on blocks of ``block_frames`` frames -> ``vad.core.postprocess.SegmentTracker`` (the one
-post-processing implementation, shared with batch labeling).
+log-mel front end built from the model's feature spec -> the network -> the post-processing
+state machine of ``vad.core.postprocess`` (the one implementation, shared with batch
+labeling). With the numba backend all of it after the resampler is ONE compiled call per
+chunk (``vad.runtime.network.stream_chunk``), state in preallocated buffers; Python builds
+event objects only when the post-processing completed one. With onnxruntime the numba front
+end feeds the graph in blocks of ``block_frames`` frames.
+
+Files: ``process_signal`` (a whole signal) or ``process`` on consecutive blocks then
+``flush`` (a file read block by block, memory flat) is the batch path: large chunks run the
+network's non-recurrent layers as matrix products over blocks of frames and only the GRU frame
+by frame, with the same probabilities and events as any other chunking (tested).
 
 Timing: every frame ``i`` of the model covers model-rate samples ``[i*hop, (i+1)*hop)``;
 positions are mapped back to the input stream's sample positions (nearest sample of
 ``t * input_rate / model_rate``) and converted to seconds only on output.
 
-Latency: a frame's probability is returned once the frame is complete and its block of
-``block_frames`` frames is full: at most ``(block_frames - 1) * hop`` after the frame's last
-sample arrived, i.e. ``block_frames * hop`` after its first (``StreamingVAD.latency_ms``;
-10 ms with the default numba backend), plus the resampler's hold-back at other rates. Events come later by what the
-post-processing rules need (see ``vad.core.postprocess``).
+Latency: a frame's probability is returned once the frame is complete (numba), or once its
+block of ``block_frames`` frames is full (onnxruntime): ``block_frames * hop`` after its first
+sample (``StreamingVAD.latency_ms``; one hop, 10 ms, with the numba backend), plus the
+resampler's hold-back at other rates. Events come later by what the post-processing rules need
+(see ``vad.core.postprocess``).
 """
 
 from __future__ import annotations
@@ -30,16 +38,32 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+from vad.runtime.frontend import COMPILED_DTYPES
 from vad.runtime.model import DEFAULT_BACKEND, VADModel
+from vad.runtime.network import (
+    MAX_CALL_FRAMES,
+    S_EV_F,
+    S_EV_I,
+    S_PROBS,
+    reset_stream,
+    stream_chunk,
+    stream_flush,
+)
 
 from vad.core.errors import InvalidInputError, StreamStateError
-from vad.core.postprocess import PostprocessConfig, SegmentEvent, SegmentTracker
+from vad.core.features import pcm_scale
+from vad.core.postprocess import (
+    PostprocessConfig,
+    SegmentEvent,
+    SegmentTracker,
+    TrackerState,
+    events_from_arrays,
+)
 
-# Frames per network call when block_frames=None, by backend (measured with `vad bench` on a
-# 2-core x86 machine, default-width model): numba has no per-call overhead worth batching
-# (~3 us for a one-frame call), onnxruntime costs ~25-100 us per call, so it gets 16-frame blocks
-# (160 ms latency) to bring it to ~5 us per frame.
-# Chunk length process_signal feeds a whole signal in (bounds the per-call feature arrays).
+# Frames per network call when block_frames=None, by backend: the fused numba step runs every
+# frame as soon as it is complete (no per-call overhead to amortize); onnxruntime costs tens of
+# microseconds per call, so it gets 16-frame blocks (160 ms latency); see `vad bench`.
+# Chunk length process_signal feeds a whole signal in (bounds the per-call arrays).
 SIGNAL_CHUNK_SECONDS = 30.0
 
 DEFAULT_BLOCK_FRAMES = {"numba": 1, "onnxruntime": 16}
@@ -139,10 +163,12 @@ class StreamingVAD:
             internally to the model's rate).
         postprocess: None (the model's recommended defaults), a ``PostprocessConfig``, or a
             dict of overrides applied to the model's defaults.
-        block_frames: frames per network call (>= 1); trades latency (block_frames * hop)
-            for per-call overhead; None: ``DEFAULT_BLOCK_FRAMES`` of the model's backend.
-            Blocks are counted from the start of the stream, so the
-            results do not depend on how the audio is chunked.
+        block_frames: frames per network call (>= 1) of the onnxruntime backend; trades
+            latency (block_frames * hop) for per-call overhead; None: ``DEFAULT_BLOCK_FRAMES``
+            of the model's backend. Blocks are counted from the start of the stream, so the
+            results do not depend on how the audio is chunked. The numba backend's fused step
+            has no per-call overhead to amortize: it returns every frame as soon as it is
+            complete, whatever ``block_frames`` says.
         intra_op_threads, backend: passed to ``VADModel`` when ``model`` is a path/None.
 
     Attributes:
@@ -161,8 +187,6 @@ class StreamingVAD:
         intra_op_threads: int = 1,
         backend: str = DEFAULT_BACKEND,
     ):
-        from vad.runtime.frontend import StreamingLogMel
-
         from vad.core.audio import StreamResampler
 
         self.sample_rate = _check_rate(sample_rate, "sample_rate")
@@ -193,21 +217,32 @@ class StreamingVAD:
             raise InvalidInputError(
                 f"postprocess must be None, a PostprocessConfig or a dict of overrides, got {type(postprocess).__name__}"
             )
-        self._frontend = StreamingLogMel(spec)  # from the model's metadata, never defaults
         self._resampler = None if self.sample_rate == self._model_rate else StreamResampler(self.sample_rate, self._model_rate)
-        self._tracker = SegmentTracker(self.config, spec.hop_s)
-        self._pending = np.zeros((self.block_frames, spec.n_mels), dtype=np.float32)
+        net = model.numba_network
+        if net is not None:
+            self._fused = _FusedStep(net, TrackerState(self.config, spec.hop_s))
+        else:
+            from vad.runtime.frontend import StreamingLogMel
+
+            self._fused = None
+            self._frontend = StreamingLogMel(spec)  # from the model's metadata, never defaults
+            self._tracker = SegmentTracker(self.config, spec.hop_s)
+            self._pending = np.zeros((self.block_frames, spec.n_mels), dtype=np.float32)
+        self._max_chunk = (MAX_CALL_FRAMES - 1) * self._hop  # model-rate samples per fused call
         self.reset()
 
     # -- state ---------------------------------------------------------------------------
     def reset(self) -> None:
         """Forget the stream (state, buffers, counters); the next ``process`` starts a new one."""
-        self._frontend.reset()
         if self._resampler is not None:
             self._resampler.reset()
-        self._tracker.reset()
-        self._state = self.model.initial_state()
-        self._n_pending = 0
+        if self._fused is not None:
+            self._fused.reset()
+        else:
+            self._frontend.reset()
+            self._tracker.reset()
+            self._state = self.model.initial_state()
+            self._n_pending = 0
         self.frames_processed = 0
         self.samples_received = 0
         self._flushed = False
@@ -215,7 +250,8 @@ class StreamingVAD:
     @property
     def latency_ms(self) -> float:
         """Algorithmic latency: from a frame's first sample to its probability (frame + block wait), at the model rate."""
-        return 1000.0 * self._spec.hop_s * self.block_frames
+        block = 1 if self._fused is not None else self.block_frames
+        return 1000.0 * self._spec.hop_s * block
 
     # -- mapping model positions to input samples -----------------------------------------
     def _to_input_samples(self, model_samples: int) -> int:
@@ -244,7 +280,7 @@ class StreamingVAD:
         return chunk
 
     def _infer(self, features: np.ndarray, final: bool) -> np.ndarray:
-        """Run whole blocks of the pending + new frames (all of them when final); return probabilities."""
+        """onnxruntime: run whole blocks of the pending + new frames (all of them when final); return probabilities."""
         block = self.block_frames
         n = features.shape[0]
         if not self._n_pending and n == block:  # the common live case: exactly one block arrived
@@ -296,14 +332,50 @@ class StreamingVAD:
         (bad dtype/shape/non-finite/rate; the stream state is unchanged) or StreamStateError
         (called after ``flush`` without ``reset``).
         """
+        fused = self._fused
+        if (
+            fused is not None
+            and not self._flushed
+            and sample_rate is None
+            and self._resampler is None
+            and type(chunk) is np.ndarray
+            and chunk.ndim == 1
+            and chunk.shape[0] <= self._max_chunk
+        ):  # the live case, checked once: straight into the compiled step
+            scale = _FUSED_SCALES.get(chunk.dtype)
+            if scale is not None and chunk.flags.c_contiguous:
+                probs, events = fused.run(chunk, scale)
+                self.samples_received += chunk.shape[0]
+                first = self.frames_processed
+                self.frames_processed = first + probs.shape[0]
+                return StreamResult(probs, first, [self._event(e) for e in events] if events else [],
+                                    self.sample_rate, self._hop, self._model_rate)
         x = self._check_chunk(chunk, sample_rate)
         if self._resampler is not None:
             x = self._resampler.process(x)  # validates values first; float32 at the model rate
-        features = self._frontend.process(x)
+        if fused is None:
+            features = self._frontend.process(x)
+            self.samples_received += chunk.shape[0]
+            probs = self._infer(features, final=False)
+            events = self._tracker.push(probs) if probs.shape[0] else []
+            return self._result(probs, events)
+        probs, events = self._run_fused(x)
         self.samples_received += chunk.shape[0]
-        probs = self._infer(features, final=False)
-        events = self._tracker.push(probs) if probs.shape[0] else []
         return self._result(probs, events)
+
+    def _run_fused(self, x: np.ndarray) -> tuple[np.ndarray, list[SegmentEvent]]:
+        """Any 1-D model-rate chunk through the fused step, in pieces of at most ``_max_chunk`` samples."""
+        from vad.runtime.frontend import validate_samples
+
+        x, scale = validate_samples(x)  # nothing is consumed if a sample is bad
+        if x.shape[0] <= self._max_chunk:
+            return self._fused.run(x, scale)
+        parts, events = [], []
+        for start in range(0, x.shape[0], self._max_chunk):
+            p, e = self._fused.run(x[start : start + self._max_chunk], scale)
+            parts.append(p)
+            events += e
+        return np.concatenate(parts), events
 
     def flush(self) -> StreamResult:
         """End the stream: run the remaining frames, close an open segment, return the rest.
@@ -313,12 +385,19 @@ class StreamingVAD:
         """
         if self._flushed:
             raise StreamStateError("StreamingVAD.flush() called twice: call reset() to start a new stream")
-        features = _EMPTY_FEATURES if self._resampler is None else self._frontend.process(self._resampler.flush())
-        if features.shape[1:] != (self._spec.n_mels,):
-            features = features.reshape(-1, self._spec.n_mels)
-        probs = self._infer(features, final=True)
-        events = self._tracker.push(probs) if probs.shape[0] else []
-        events += self._tracker.flush()
+        if self._fused is not None:
+            if self._resampler is not None:
+                probs, events = self._run_fused(self._resampler.flush())
+            else:
+                probs, events = _EMPTY_F32, []
+            events += self._fused.flush()
+        else:
+            features = _EMPTY_FEATURES if self._resampler is None else self._frontend.process(self._resampler.flush())
+            if features.shape[1:] != (self._spec.n_mels,):
+                features = features.reshape(-1, self._spec.n_mels)
+            probs = self._infer(features, final=True)
+            events = self._tracker.push(probs) if probs.shape[0] else []
+            events += self._tracker.flush()
         self._flushed = True
         return self._result(probs, events)
 
@@ -353,5 +432,39 @@ class StreamingVAD:
         )
 
 
+class _FusedStep:
+    """One stream's packed state for ``vad.runtime.network.stream_chunk`` and its outputs as Python objects."""
+
+    def __init__(self, net, tracker: TrackerState):
+        self._model = net.packed.buffer
+        self._packed = net.new_stream_state(tracker)
+        self._state = self._packed.buffer
+        self._probs = self._packed.view(S_PROBS)
+        self._ev_i = self._packed.view(S_EV_I)
+        self._ev_f = self._packed.view(S_EV_F)
+
+    def reset(self) -> None:
+        reset_stream(self._model, self._state)
+
+    def run(self, x: np.ndarray, scale: float) -> tuple[np.ndarray, list[SegmentEvent]]:
+        """x: C-contiguous samples of a compiled dtype, at most (MAX_CALL_FRAMES - 1) * hop long."""
+        r = stream_chunk(x, scale, self._model, self._state)
+        if r < 0:
+            bad = -1 - r
+            raise InvalidInputError(f"chunk has a non-finite sample ({x[bad]}) at index {bad}")
+        n = r & _FRAMES_MASK
+        probs = self._probs[:n].copy()
+        if r > _FRAMES_MASK:
+            return probs, events_from_arrays(self._ev_i, self._ev_f, r >> _EVENTS_SHIFT)
+        return probs, []
+
+    def flush(self) -> list[SegmentEvent]:
+        n = stream_flush(self._state)
+        return events_from_arrays(self._ev_i, self._ev_f, n) if n else []
+
+
+_EVENTS_SHIFT = 32
+_FRAMES_MASK = (1 << _EVENTS_SHIFT) - 1
+_FUSED_SCALES = {np.dtype(d): pcm_scale(np.dtype(d)) for d in COMPILED_DTYPES}
 _EMPTY_F32 = np.zeros(0, dtype=np.float32)
 _EMPTY_FEATURES = np.zeros((0, 0), dtype=np.float32)

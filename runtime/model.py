@@ -13,14 +13,13 @@ Backends:
 * ``"onnxruntime"`` (the reference): CPUExecutionProvider, ``intra_op_threads`` intra-op
   threads (1 by default), sequential execution.
 * ``"numba"``: ``runtime.network.NumbaNetwork``, the same network in a numba kernel with the
-  weights read from the file; ~1 us per call, so it suits one-frame blocks. On load it
-  is checked against onnxruntime (max abs difference <= 1e-5 on a probe sequence, else
-  ModelFileError). The onnxruntime session is still created (metadata, I/O checks, parity).
+  weights read from the file; ``StreamingVAD`` runs front end, network and post-processing in
+  one compiled call per chunk with it. On load it is checked against onnxruntime (max abs
+  difference <= 1e-5 on a probe sequence, else ModelFileError). The onnxruntime session is
+  still created (metadata, I/O checks, parity).
 * ``"auto"`` (the default): ``"numba"`` when the model's architecture is one it runs and
   it passes the parity probe, else ``"onnxruntime"``; ``VADModel.backend`` says which.
-  Measured on this 2-core machine (default widths 32/32/32): numba runs a one-frame call
-  in ~3 us (1 us dispatch + 2 us per frame); onnxruntime needs ~25-100 us per call, i.e.
-  blocks of 16 frames (160 ms latency) to get to ~5 us per frame.
+  Costs per 10 ms: ``vad bench`` (figures in models/README.md).
 """
 
 from __future__ import annotations
@@ -118,7 +117,7 @@ class VADModel:
                 self.backend = "onnxruntime"
             else:
                 try:
-                    net = NumbaNetwork(self.path, self.metadata.architecture)
+                    net = NumbaNetwork(self.path, self.metadata.architecture, self.spec)
                 except ModelFileError:
                     if backend != "auto":
                         raise
@@ -178,6 +177,11 @@ class VADModel:
             self.state_shapes[name] = shape
             self._state_outputs[name] = out_name
         self._output_names = [PROBABILITY_OUTPUT] + [self._state_outputs[n] for n in self.state_shapes]
+
+    @property
+    def numba_network(self):
+        """The ``runtime.network.NumbaNetwork`` when the backend is numba (the engine's fused step), else None."""
+        return self._net
 
     @property
     def grouping_invariant(self) -> bool:
