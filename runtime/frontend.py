@@ -9,8 +9,8 @@ another, e.g. from a microphone callback::
     for chunk in chunks:                      # any length, 0 and 1 included
         frames = frontend.process(chunk)      # float32 [n_new_frames, n_mels]
 
-The per-frame kernel ``logmel_frame`` is also what the streaming engine's fused step calls
-(``vad.runtime.network``), so there is one front end.
+The framing (``frame_samples``) and the per-frame kernel (``logmel_frame``) are also what the
+streaming engine's fused step calls (``vad.runtime.network``), so there is one front end.
 
 Framing (see ``vad.core.features``): the stream starts with ``win - hop`` zeros of left padding,
 and frame ``i`` is emitted by the call that delivers sample ``(i + 1) * hop - 1``. So after
@@ -340,31 +340,31 @@ def copy_scaled(src, src_start, dst, dst_start, n, scale):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _consume(x, scale, buf, pos_state, hop, win, window, twr, twi, split, mel_range, mel_weights, log_floor,
-             a, b, spectrum, axes, power, mel, out):
-    """Append the chunk x (times scale) to the window buffer; write each completed frame to out.
+def frame_samples(x, start, stop, scale, buf, pos_state, hop, win, window, twr, twi, split, mel_range,
+                  mel_weights, log_floor, a, b, spectrum, axes, power, mel, out, out_start, max_frames):
+    """The framing: append x[start:stop] (times scale) to the window buffer and write the log-mel of
+    each frame it completes to out[out_start:], stopping right after ``max_frames`` frames.
 
     pos_state[0] is the write position in buf (win - hop + samples of the incomplete hop).
-    Returns the number of frames written.
+    Returns (index in x after the last sample consumed, frames written).
     """
     keep = win - hop
     pos = pos_state[0]
     n_out = 0
-    i = 0
-    n = x.size
-    while i < n:
-        take = min(win - pos, n - i)
+    i = start
+    while i < stop and n_out < max_frames:
+        take = min(win - pos, stop - i)
         copy_scaled(x, i, buf, pos, take, scale)
         pos += take
         i += take
         if pos == win:
             logmel_frame(buf, window, twr, twi, split, mel_range, mel_weights, log_floor, a, b, spectrum, axes,
-                         power, mel, out[n_out])
+                         power, mel, out[out_start + n_out])
             n_out += 1
             copy_scaled(buf, hop, buf, 0, keep, 1.0)  # forward: never overwrites what it still reads
             pos = keep
     pos_state[0] = pos
-    return n_out
+    return i, n_out
 
 
 # --- public wrapper -------------------------------------------------------------------------------
@@ -478,9 +478,9 @@ class StreamingLogMel:
 
     def _run(self, x: np.ndarray, scale: float, out: np.ndarray) -> int:
         t, s = self._tables, self._scratch
-        n_out = _consume(x, scale, self._buf, self._pos, self._hop, self.spec.win_length_samples, t.window,
-                         t.twiddle_re, t.twiddle_im, t.split, t.mel_range, t.mel_weights, t.log_floor,
-                         s.a, s.b, s.spectrum, s.axes, s.power, s.mel, out)
+        _end, n_out = frame_samples(x, 0, x.size, scale, self._buf, self._pos, self._hop, self.spec.win_length_samples,
+                                    t.window, t.twiddle_re, t.twiddle_im, t.split, t.mel_range, t.mel_weights,
+                                    t.log_floor, s.a, s.b, s.spectrum, s.axes, s.power, s.mel, out, 0, x.size + 1)
         total = self._pending + x.size
         self._pending = total % self._hop
         self.frames_emitted += n_out

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 from numba import njit
-from vad.runtime.frontend import FrontendTables, copy_scaled, first_nonfinite, logmel_frame
+from vad.runtime.frontend import FrontendTables, copy_scaled, first_nonfinite, frame_samples
 from vad.runtime.onnxproto import read_initializers
 from vad.runtime.packed import PackedArrays, region_f32, region_f64, region_i64
 
@@ -374,11 +374,12 @@ def _run_block(model, state, dims, nb, first):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _frames_from_stage(model, state, n, n_out):
+def _frames_from_stage(model, state, n, n_out, with_network):
     """Consume S_STAGE[:n] (scaled float64 samples): every completed frame through the front end and,
-    block by block, the network. Returns the new count of probabilities in S_PROBS."""
+    block by block, the network (unless not ``with_network``: timing the front end alone).
+    Returns the new count of frames."""
     dims = region_i64(model, M_DIMS)
-    win, hop, nmels = dims[D_WIN], dims[D_HOP], dims[D_NMELS]
+    nmels = dims[D_NMELS]
     ints = region_i64(state, S_INTS)
     stage = region_f64(state, S_STAGE)
     buf = region_f64(state, S_BUF)
@@ -396,32 +397,49 @@ def _frames_from_stage(model, state, n, n_out):
     axes = region_i64(state, S_AXES)
     power = region_f64(state, S_POWER)
     mel = region_f64(state, S_MEL)
-    keep = win - hop
-    pos = ints[I_POS]
+    pos = ints[I_POS:I_POS + 1]
     nb = ints[I_NFEAT_PENDING]
     i = 0
     while i < n:
-        take = min(win - pos, n - i)
-        copy_scaled(stage, i, buf, pos, take, 1.0)
-        pos += take
-        i += take
-        if pos == win:
-            logmel_frame(buf, window, twr, twi, split, mel_range, mel_w, log_floor, fa, fb, spectrum, axes, power,
-                         mel, feats[nb])
-            nb += 1
-            copy_scaled(buf, hop, buf, 0, keep, 1.0)  # forward: never overwrites what it still reads
-            pos = keep
-            if nb == NET_BLOCK_FRAMES:
+        i, k = frame_samples(stage, i, n, 1.0, buf, pos, dims[D_HOP], dims[D_WIN], window, twr, twi, split,
+                             mel_range, mel_w, log_floor, fa, fb, spectrum, axes, power, mel, feats, nb,
+                             NET_BLOCK_FRAMES - nb)
+        nb += k
+        if nb == NET_BLOCK_FRAMES:
+            if with_network:
                 _run_block(model, state, dims, nb, n_out)
-                n_out += nb
-                nb = 0
+            n_out += nb
+            nb = 0
     if nb:
-        _run_block(model, state, dims, nb, n_out)
+        if with_network:
+            _run_block(model, state, dims, nb, n_out)
         n_out += nb
         nb = 0
-    ints[I_POS] = pos
     ints[I_NFEAT_PENDING] = nb
     return n_out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _consume_chunk(x, scale, model, state, with_network):
+    """x (times scale) through the front end (and the network), STAGE_SAMPLES at a time; frames completed."""
+    stage = region_f64(state, S_STAGE)
+    n = x.size
+    n_out = 0
+    i = 0
+    while i < n:
+        m = min(STAGE_SAMPLES, n - i)
+        copy_scaled(x, i, stage, 0, m, scale)
+        n_out = _frames_from_stage(model, state, m, n_out, with_network)
+        i += m
+    return n_out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _post_process(state, n_out):
+    """The post-processing state machine over S_PROBS[:n_out]; events written to S_EV_*."""
+    return tracker_push(region_f32(state, S_PROBS), n_out, region_i64(state, S_TI), region_f64(state, S_TF),
+                        region_f64(state, S_TBUF), region_i64(state, S_EV_I).reshape((EVENT_CAPACITY, 3)),
+                        region_f64(state, S_EV_F), 0)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -436,21 +454,27 @@ def stream_chunk(x, scale, model, state):
     bad = first_nonfinite(x)
     if bad >= 0:
         return -1 - bad
-    stage = region_f64(state, S_STAGE)
-    n = x.size
-    n_out = 0
-    i = 0
-    while i < n:
-        m = min(STAGE_SAMPLES, n - i)
-        copy_scaled(x, i, stage, 0, m, scale)
-        n_out = _frames_from_stage(model, state, m, n_out)
-        i += m
-    ne = 0
-    if n_out:
-        ne = tracker_push(region_f32(state, S_PROBS), n_out, region_i64(state, S_TI), region_f64(state, S_TF),
-                          region_f64(state, S_TBUF), region_i64(state, S_EV_I).reshape((EVENT_CAPACITY, 3)),
-                          region_f64(state, S_EV_F), 0)
+    n_out = _consume_chunk(x, scale, model, state, True)
+    ne = _post_process(state, n_out) if n_out else 0
     return n_out + (ne << 32)
+
+
+BREAKDOWN_FRONTEND, BREAKDOWN_NETWORK, BREAKDOWN_ALL = 1, 2, 3
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def breakdown_chunks(chunks, scale, model, state, upto):
+    """For ``vad bench --breakdown``: each row of chunks [n, length] as ``stream_chunk`` would run
+    it, but only up to a stage: BREAKDOWN_FRONTEND (framing + log-mel), BREAKDOWN_NETWORK (+ the
+    network), BREAKDOWN_ALL (+ the post-processing, = stream_chunk without the call overhead).
+    Returns the frames completed."""
+    total = 0
+    for c in range(chunks.shape[0]):
+        n_out = _consume_chunk(chunks[c], scale, model, state, upto >= BREAKDOWN_NETWORK)
+        if upto >= BREAKDOWN_ALL and n_out:
+            _post_process(state, n_out)
+        total += n_out
+    return total
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

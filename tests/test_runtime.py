@@ -340,13 +340,26 @@ def test_bench_cli(random_model_path, tmp_path):  # noqa: F811
     out = tmp_path / "bench.json"
     run = subprocess.run(
         [sys.executable, "-m", "vad", "bench", "--model", str(random_model_path), "--seconds", "2",
-         "--no-baselines", "--json", str(out)],
+         "--chunk-ms", "10,32", "--breakdown", "--no-baselines", "--json", str(out)],
         capture_output=True, text=True, cwd=REPO,
     )
     assert run.returncode == 0, run.stderr
-    (row,) = json.loads(out.read_text())["rows"]
-    assert row["us_per_10ms"] > 0 and row["rtf"] > 0 and row["peak_rss_mb"] > 0
-    assert "us/10ms" in run.stdout
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["kind"], r.get("chunk_ms")) for r in rows] == [("ours", 10.0), ("ours", 32.0), ("ours-batch", None)]
+    for row in rows:
+        assert row["us_per_10ms"] > 0 and row["rtf"] > 0 and row["peak_rss_mb"] > 0
+    parts = rows[0]["breakdown_us_per_10ms"]
+    assert set(parts) >= {"frontend", "network", "postprocess", "glue"} and parts["frontend"] > 0
+    assert "us/10ms" in run.stdout and "breakdown" in run.stdout and "real time" in run.stdout
+
+
+def test_bench_start_worker(energy_model_path):  # noqa: F811
+    # the worker behind --cold-start, run with this checkout's (filled) numba cache: the empty-cache
+    # run compiles every kernel, minutes that the CI budget does not have
+    from vad.apps.benchmark import run_in_subprocess
+
+    row = run_in_subprocess(f"start:{energy_model_path}", 0.0)
+    assert row["start_s"] > 0 and row["peak_rss_mb"] > 0 and row["backend"] == "numba"
 
 
 def test_bench_names_the_baselines_extra_when_missing():
