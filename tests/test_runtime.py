@@ -397,3 +397,56 @@ def test_real_recording_invariance_and_batch_labeling(rate, energy_model, tmp_pa
     labeled = label_file(path, model=energy_model)
     np.testing.assert_array_equal(labeled.probabilities, ref[0])
     assert [(s.start_s, s.end_s) for s in labeled.segments] == [(e.start_s, e.end_s) for e in ref[3] if e.kind == "end"]
+
+
+def test_fast_activations_stay_within_their_error_bound():
+    from numba import njit
+    from vad.runtime.network import ACTIVATION_MAX_ABS_ERROR, sigmoid, tanh
+
+    @njit(error_model="numpy")
+    def both(x, s, t):
+        for i in range(x.size):
+            s[i] = sigmoid(x[i])
+            t[i] = tanh(x[i])
+
+    x = np.concatenate([np.linspace(-60.0, 60.0, 240_001), [0.0, -0.0, 1e-300, -1e-12, 39.999, 40.0, 1e6, -1e6]])
+    s, t = np.empty_like(x), np.empty_like(x)
+    both(x, s, t)
+    assert np.max(np.abs(s - 0.5 * (1.0 + np.tanh(0.5 * x)))) <= ACTIVATION_MAX_ABS_ERROR  # exact sigmoid, no overflow
+    assert np.max(np.abs(t - np.tanh(x))) <= ACTIVATION_MAX_ABS_ERROR
+    assert s[x.size - 8] == 0.5 and t[x.size - 8] == 0.0  # exact at 0: padded GRU units stay exactly 0
+    assert np.all((s >= 0.0) & (s <= 1.0)) and np.all(np.abs(t) <= 1.0)
+
+
+@pytest.mark.slow
+def test_dev_set_matches_the_reference_path(shared_data):
+    """Every dev file through the engine (fused numba step) against the reference path: the numpy
+    float64 log-mel + onnxruntime on the whole file. Probabilities agree to 1e-5 and the segments
+    equal the shared post-processing of the reference probabilities (measured: 4.0e-6, and the
+    probabilities equal the previous float64 numba path's bit for bit)."""
+    from vad.runtime.engine import StreamingVAD
+    from vad.runtime.model import DEFAULT_MODEL_NAME, VADModel
+
+    from vad.core.audio import load_audio
+    from vad.core.features import logmel
+
+    shipped = REPO / "models" / DEFAULT_MODEL_NAME
+    if not shipped.is_file():
+        pytest.skip("models/default.onnx is not shipped")
+    reference = VADModel(shipped, backend="onnxruntime")
+    fused = VADModel(shipped, backend="numba")
+    files = sorted((shared_data / "dev").rglob("*.flac"))
+    assert len(files) > 30
+    n_segments = 0
+    for path in files:
+        audio, _ = load_audio(path, reference.spec.sample_rate_hz)
+        expected, _ = reference.run(logmel(audio, reference.spec), reference.initial_state())
+        got = StreamingVAD(fused, reference.spec.sample_rate_hz).process_signal(audio)
+        assert np.max(np.abs(got.probabilities - expected), initial=0.0) <= 1e-5, path.name
+        segments = segments_from_probabilities(expected, reference.spec.hop_s, fused.metadata.postprocess)
+        hop = reference.spec.hop_length_samples
+        assert [(e.start_sample, e.end_sample) for e in got.events if e.kind == "end"] == [
+            (s.start_frame * hop, s.end_frame * hop) for s in segments
+        ], path.name
+        n_segments += len(segments)
+    assert n_segments > 100
