@@ -246,6 +246,7 @@ class StreamingVAD:
         self.frames_processed = 0
         self.samples_received = 0
         self._flushed = False
+        self._live = self._fused is not None and self._resampler is None  # process()'s direct path applies
 
     @property
     def latency_ms(self) -> float:
@@ -332,24 +333,20 @@ class StreamingVAD:
         (bad dtype/shape/non-finite/rate; the stream state is unchanged) or StreamStateError
         (called after ``flush`` without ``reset``).
         """
-        fused = self._fused
-        if (
-            fused is not None
-            and not self._flushed
-            and sample_rate is None
-            and self._resampler is None
-            and type(chunk) is np.ndarray
-            and chunk.ndim == 1
-            and chunk.shape[0] <= self._max_chunk
-        ):  # the live case, checked once: straight into the compiled step
+        if self._live and sample_rate is None and type(chunk) is np.ndarray:  # the live case, checked once
             scale = _FUSED_SCALES.get(chunk.dtype)
-            if scale is not None and chunk.flags.c_contiguous:
-                probs, events = fused.run(chunk, scale)
-                self.samples_received += chunk.shape[0]
-                first = self.frames_processed
-                self.frames_processed = first + probs.shape[0]
-                return StreamResult(probs, first, [self._event(e) for e in events] if events else [],
-                                    self.sample_rate, self._hop, self._model_rate)
+            if scale is not None and chunk.ndim == 1 and chunk.flags.c_contiguous and chunk.shape[0] <= self._max_chunk:
+                fused = self._fused
+                r = stream_chunk(chunk, scale, fused.model, fused.state)
+                if r >= 0:
+                    n = r & _FRAMES_MASK
+                    first = self.frames_processed
+                    self.frames_processed = first + n
+                    self.samples_received += chunk.shape[0]
+                    return StreamResult(fused.probs[:n].copy(), first,
+                                        [self._event(e) for e in fused.events(r >> _EVENTS_SHIFT)] if r > _FRAMES_MASK else [],
+                                        self.sample_rate, self._hop, self._model_rate)
+        fused = self._fused
         x = self._check_chunk(chunk, sample_rate)
         if self._resampler is not None:
             x = self._resampler.process(x)  # validates values first; float32 at the model rate
@@ -399,6 +396,7 @@ class StreamingVAD:
             events = self._tracker.push(probs) if probs.shape[0] else []
             events += self._tracker.flush()
         self._flushed = True
+        self._live = False
         return self._result(probs, events)
 
     def process_signal(self, samples: np.ndarray, chunk_seconds: float = SIGNAL_CHUNK_SECONDS) -> StreamResult:
@@ -436,31 +434,31 @@ class _FusedStep:
     """One stream's packed state for ``vad.runtime.network.stream_chunk`` and its outputs as Python objects."""
 
     def __init__(self, net, tracker: TrackerState):
-        self._model = net.packed.buffer
+        self.model = net.packed.buffer
         self._packed = net.new_stream_state(tracker)
-        self._state = self._packed.buffer
-        self._probs = self._packed.view(S_PROBS)
+        self.state = self._packed.buffer
+        self.probs = self._packed.view(S_PROBS)
         self._ev_i = self._packed.view(S_EV_I)
         self._ev_f = self._packed.view(S_EV_F)
 
     def reset(self) -> None:
-        reset_stream(self._model, self._state)
+        reset_stream(self.model, self.state)
+
+    def events(self, n: int) -> list[SegmentEvent]:
+        return events_from_arrays(self._ev_i, self._ev_f, n)
 
     def run(self, x: np.ndarray, scale: float) -> tuple[np.ndarray, list[SegmentEvent]]:
         """x: C-contiguous samples of a compiled dtype, at most (MAX_CALL_FRAMES - 1) * hop long."""
-        r = stream_chunk(x, scale, self._model, self._state)
+        r = stream_chunk(x, scale, self.model, self.state)
         if r < 0:
             bad = -1 - r
             raise InvalidInputError(f"chunk has a non-finite sample ({x[bad]}) at index {bad}")
         n = r & _FRAMES_MASK
-        probs = self._probs[:n].copy()
-        if r > _FRAMES_MASK:
-            return probs, events_from_arrays(self._ev_i, self._ev_f, r >> _EVENTS_SHIFT)
-        return probs, []
+        return self.probs[:n].copy(), self.events(r >> _EVENTS_SHIFT) if r > _FRAMES_MASK else []
 
     def flush(self) -> list[SegmentEvent]:
-        n = stream_flush(self._state)
-        return events_from_arrays(self._ev_i, self._ev_f, n) if n else []
+        n = stream_flush(self.state)
+        return self.events(n) if n else []
 
 
 _EVENTS_SHIFT = 32

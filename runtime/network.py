@@ -36,14 +36,18 @@ ModelFileError otherwise. The kernels release the GIL (``nogil=True``).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 from numba import njit
+from vad.runtime import frontend as _frontend
+from vad.runtime import packed as _packed
 from vad.runtime.frontend import FrontendTables, copy_scaled, first_nonfinite, frame_samples
 from vad.runtime.onnxproto import read_initializers
 from vad.runtime.packed import PackedArrays, region_f32, region_f64, region_i64
 
+from vad.core import postprocess as _postprocess
 from vad.core.errors import ModelFileError
 from vad.core.features import FeatureSpec
 from vad.core.postprocess import (
@@ -56,6 +60,23 @@ from vad.core.postprocess import (
     tracker_push,
     tracker_reset,
 )
+
+
+def _keep_cache_in_step() -> None:
+    """numba's on-disk cache checks a kernel against its own file's timestamp only, but the kernels
+    here compile in code from these modules: when one of them is newer, touch this file so that
+    numba recompiles instead of running stale machine code (development edits; an install writes
+    every file anyway)."""
+    own = Path(__file__)
+    newest = max(Path(module.__file__).stat().st_mtime for module in (_frontend, _packed, _postprocess))
+    if newest > own.stat().st_mtime:
+        try:
+            os.utime(own)
+        except OSError:  # a read-only install: its files are written together, nothing can be stale
+            pass
+
+
+_keep_cache_in_step()
 
 ARCHITECTURE_NAME = "causal-dwconv-gru"
 PARITY_TOLERANCE = 1e-5
