@@ -63,8 +63,9 @@ from vad.core.postprocess import (
 # Frames per network call when block_frames=None, by backend: the fused numba step runs every
 # frame as soon as it is complete (no per-call overhead to amortize); onnxruntime costs tens of
 # microseconds per call, so it gets 16-frame blocks (160 ms latency); see `vad bench`.
-# Chunk length process_signal feeds a whole signal in (bounds the per-call arrays).
-SIGNAL_CHUNK_SECONDS = 30.0
+# Chunk length process_signal feeds a whole signal in: within one compiled call's limit
+# ((MAX_CALL_FRAMES - 1) hops) at the model rate, so each chunk is one call.
+SIGNAL_CHUNK_SECONDS = 10.0
 
 DEFAULT_BLOCK_FRAMES = {"numba": 1, "onnxruntime": 16}
 
