@@ -305,7 +305,7 @@ def _log_into(x, out):
         out[i] = wide if big else narrow
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def logmel_frame(buf, window, twr, twi, split, mel_range, mel_weights, log_floor, a, b, spectrum, axes, power,
                  mel, out):
     """Log-mel of the full window held in buf (float64 [n_fft], zero beyond the window) -> out[:n_mels]
@@ -339,7 +339,7 @@ def copy_scaled(src, src_start, dst, dst_start, n, scale):
         dst[b + j] = src[a + j] * scale
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def frame_samples(x, start, stop, scale, buf, pos_state, hop, win, window, twr, twi, split, mel_range,
                   mel_weights, log_floor, a, b, spectrum, axes, power, mel, out, out_start, max_frames):
     """The framing: append x[start:stop] (times scale) to the window buffer and write the log-mel of

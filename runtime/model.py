@@ -44,7 +44,9 @@ DEFAULT_MODEL_NAME = "default.onnx"
 BACKENDS = ("auto", "onnxruntime", "numba")
 DEFAULT_BACKEND = "auto"
 _PROBE_FRAMES = 64
+_PROBE_BURST_FRAMES = 8  # the probe signal: noise bursts of 8 hops at random levels
 _PROBE_SEED = 1234
+_INT16_FULL_SCALE = 32767
 
 
 def default_model_path() -> Path:
@@ -135,18 +137,28 @@ class VADModel:
                     )
 
     def _probe_parity(self, net) -> float:
-        """Max abs probability difference numba vs onnxruntime on a seeded probe (two calls, state carried)."""
+        """Max abs probability difference, numba vs onnxruntime, on a seeded probe signal (two calls,
+        state carried): the numba side is the engine's fused step on the int16 samples (front end
+        included), the onnxruntime side the graph on the reference log-mel (``vad.core.features``)."""
+        from vad.core.features import logmel
+
         rng = np.random.default_rng(_PROBE_SEED)
-        feats = (rng.standard_normal((_PROBE_FRAMES, self.spec.n_mels)) * 4.0 - 8.0).astype(np.float32)
+        hop = self.spec.hop_length_samples
+        gains = np.repeat(rng.uniform(0.0, 0.5, _PROBE_FRAMES // _PROBE_BURST_FRAMES), _PROBE_BURST_FRAMES * hop)
+        audio = (np.clip(rng.standard_normal(gains.size) * gains, -1.0, 1.0) * _INT16_FULL_SCALE).astype(np.int16)
+        feats = logmel(audio, self.spec)
         half = _PROBE_FRAMES // 2
-        ref_state = self._zero_state()
-        net_state = net.initial_state()
-        worst = 0.0
-        for part in (feats[:half], feats[half:]):
-            ref, ref_state = self._run_onnxruntime(part, ref_state)
-            got, net_state = net.run(part, net_state)
-            worst = max(worst, float(np.max(np.abs(ref - got))))
-        return worst
+        ref = np.concatenate(self._run_onnxruntime_in_calls(feats, (feats[:half], feats[half:])))
+        got = net.stream_probabilities(audio, (audio[: half * hop], audio[half * hop :]))
+        return float(np.max(np.abs(ref - got)))
+
+    def _run_onnxruntime_in_calls(self, feats: np.ndarray, parts) -> list[np.ndarray]:
+        state = self._zero_state()
+        out = []
+        for part in parts:
+            probs, state = self._run_onnxruntime(part, state)
+            out.append(probs)
+        return out
 
     def _check_io(self) -> None:
         inputs = {i.name: i for i in self._session.get_inputs()}

@@ -134,7 +134,7 @@ def tanh(x):
 # --- the network kernel ----------------------------------------------------------------------------
 
 
-@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"}, inline="always")
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def _dense(x, nb, w, b, y, relu):
     """y[t] = b + x[t] @ w for t < nb (w [n_in, n_out]); each output sums 4 inputs at a time in order."""
     n_in, n_out = w.shape
@@ -162,7 +162,7 @@ def _dense(x, nb, w, b, y, relu):
                 y[t, o] = v if v > 0.0 else 0.0
 
 
-@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"}, inline="always")
 def _network_frames(feats, nb, dims, w_in, b_in, w_dw, b_dw, w_pw, b_pw, w_ih, b_ih, w_hh, b_hh, w_out, b_out,
                     ring, head_state, h, a, y, z, gi, gh, probs, first):
     """Run the network on feats[:nb] (float32 [B, n_features]); probabilities -> probs[first:first + nb].
@@ -218,8 +218,8 @@ F_LOG_FLOOR, F_B_OUT = range(2)
 (S_INTS, S_BUF, S_STAGE, S_FFT_A, S_FFT_B, S_SPECTRUM, S_AXES, S_POWER, S_MEL, S_FEATS, S_A, S_Y, S_Z, S_GI, S_GH, S_H,
  S_RING, S_PROBS, S_TI, S_TF, S_TBUF, S_EV_I, S_EV_F) = range(23)
 # stream state: S_INTS entries
-I_POS, I_HEAD, I_NFEAT_PENDING = range(3)
-_N_STATE_INTS = 3
+I_POS, I_HEAD, I_NFEAT_PENDING, I_NPROBS, I_NEVENTS = range(5)
+_N_STATE_INTS = 5
 EVENT_CAPACITY = EVENTS_PER_FRAME * MAX_CALL_FRAMES + EVENTS_SLACK
 
 
@@ -372,7 +372,7 @@ def pack_stream_state(spec: FeatureSpec, weights: NetworkWeights, tracker: Track
 # --- the fused step ----------------------------------------------------------------------------------
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _run_block(model, state, dims, nb, first):
     """The network on the nb pending feature frames; probabilities -> S_PROBS[first:]."""
     km1 = max(dims[D_KERNEL] - 1, 1)
@@ -395,10 +395,12 @@ def _run_block(model, state, dims, nb, first):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _frames_from_stage(model, state, n, n_out, with_network):
-    """Consume S_STAGE[:n] (scaled float64 samples): every completed frame through the front end and,
-    block by block, the network (unless not ``with_network``: timing the front end alone).
-    Returns the new count of frames."""
+def _stage_step(model, state, n, upto):
+    """Everything after the input conversion, for S_STAGE[:n] (scaled float64 samples): each
+    completed frame through the front end, the network block by block, and the post-processing.
+    ``upto`` < STAGE_ALL stops early (``vad bench --breakdown``). Appends to S_PROBS / S_EV_* at
+    the counts kept in S_INTS. This is the one large kernel: every stage is inlined into it, so it
+    compiles once, whatever the input dtype of ``stream_chunk``."""
     dims = region_i64(model, M_DIMS)
     nmels = dims[D_NMELS]
     ints = region_i64(state, S_INTS)
@@ -420,47 +422,47 @@ def _frames_from_stage(model, state, n, n_out, with_network):
     mel = region_f64(state, S_MEL)
     pos = ints[I_POS:I_POS + 1]
     nb = ints[I_NFEAT_PENDING]
+    first = ints[I_NPROBS]
+    n_out = first
     i = 0
-    while i < n:
-        i, k = frame_samples(stage, i, n, 1.0, buf, pos, dims[D_HOP], dims[D_WIN], window, twr, twi, split,
-                             mel_range, mel_w, log_floor, fa, fb, spectrum, axes, power, mel, feats, nb,
-                             NET_BLOCK_FRAMES - nb)
-        nb += k
-        if nb == NET_BLOCK_FRAMES:
-            if with_network:
+    while True:  # one call site per stage below: each is inlined once
+        if i < n:
+            i, k = frame_samples(stage, i, n, 1.0, buf, pos, dims[D_HOP], dims[D_WIN], window, twr, twi, split,
+                                 mel_range, mel_w, log_floor, fa, fb, spectrum, axes, power, mel, feats, nb,
+                                 NET_BLOCK_FRAMES - nb)
+            nb += k
+        if nb == NET_BLOCK_FRAMES or (i >= n and nb > 0):
+            if upto >= STAGE_NETWORK:
                 _run_block(model, state, dims, nb, n_out)
             n_out += nb
             nb = 0
-    if nb:
-        if with_network:
-            _run_block(model, state, dims, nb, n_out)
-        n_out += nb
-        nb = 0
+        if i >= n:
+            break
+    if upto >= STAGE_ALL and n_out > first:
+        ints[I_NEVENTS] = tracker_push(
+            region_f32(state, S_PROBS)[first:], n_out - first, region_i64(state, S_TI), region_f64(state, S_TF),
+            region_f64(state, S_TBUF), region_i64(state, S_EV_I).reshape((EVENT_CAPACITY, 3)),
+            region_f64(state, S_EV_F), ints[I_NEVENTS])
     ints[I_NFEAT_PENDING] = nb
-    return n_out
+    ints[I_NPROBS] = n_out
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def _consume_chunk(x, scale, model, state, with_network):
-    """x (times scale) through the front end (and the network), STAGE_SAMPLES at a time; frames completed."""
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _consume(x, scale, model, state, upto):
+    """x (times scale) through ``_stage_step``, STAGE_SAMPLES at a time; returns the frame count
+    (+ the event count << 32) this call completed."""
+    ints = region_i64(state, S_INTS)
+    ints[I_NPROBS] = 0
+    ints[I_NEVENTS] = 0
     stage = region_f64(state, S_STAGE)
     n = x.size
-    n_out = 0
     i = 0
     while i < n:
         m = min(STAGE_SAMPLES, n - i)
         copy_scaled(x, i, stage, 0, m, scale)
-        n_out = _frames_from_stage(model, state, m, n_out, with_network)
+        _stage_step(model, state, m, upto)
         i += m
-    return n_out
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _post_process(state, n_out):
-    """The post-processing state machine over S_PROBS[:n_out]; events written to S_EV_*."""
-    return tracker_push(region_f32(state, S_PROBS), n_out, region_i64(state, S_TI), region_f64(state, S_TF),
-                        region_f64(state, S_TBUF), region_i64(state, S_EV_I).reshape((EVENT_CAPACITY, 3)),
-                        region_f64(state, S_EV_F), 0)
+    return ints[I_NPROBS] + (ints[I_NEVENTS] << 32)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -475,27 +477,19 @@ def stream_chunk(x, scale, model, state):
     bad = first_nonfinite(x)
     if bad >= 0:
         return -1 - bad
-    n_out = _consume_chunk(x, scale, model, state, True)
-    ne = _post_process(state, n_out) if n_out else 0
-    return n_out + (ne << 32)
+    return _consume(x, scale, model, state, STAGE_ALL)
 
 
-BREAKDOWN_FRONTEND, BREAKDOWN_NETWORK, BREAKDOWN_ALL = 1, 2, 3
+STAGE_FRONTEND, STAGE_NETWORK, STAGE_ALL = 1, 2, 3  # how far _stage_step goes
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def breakdown_chunks(chunks, scale, model, state, upto):
-    """For ``vad bench --breakdown``: each row of chunks [n, length] as ``stream_chunk`` would run
-    it, but only up to a stage: BREAKDOWN_FRONTEND (framing + log-mel), BREAKDOWN_NETWORK (+ the
-    network), BREAKDOWN_ALL (+ the post-processing, = stream_chunk without the call overhead).
-    Returns the frames completed."""
-    total = 0
+    """For ``vad bench --breakdown``: each row of chunks [n, length] (int16) as ``stream_chunk``
+    runs it, but only up to a stage: STAGE_FRONTEND (framing + log-mel), STAGE_NETWORK (+ the
+    network), STAGE_ALL (+ the post-processing: stream_chunk without the call overhead)."""
     for c in range(chunks.shape[0]):
-        n_out = _consume_chunk(chunks[c], scale, model, state, upto >= BREAKDOWN_NETWORK)
-        if upto >= BREAKDOWN_ALL and n_out:
-            _post_process(state, n_out)
-        total += n_out
-    return total
+        _consume(chunks[c], scale, model, state, upto)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -553,6 +547,20 @@ class NumbaNetwork:
         state = pack_stream_state(self.spec, self.weights, tracker)
         reset_stream(self.packed.buffer, state.buffer)
         return state
+
+    def stream_probabilities(self, samples: np.ndarray, parts) -> np.ndarray:
+        """Every frame's probability of ``samples`` fed as ``parts`` (consecutive int16 pieces of it)
+        through a fresh stream of the fused step (the parity probe; default post-processing)."""
+        from vad.core.features import pcm_scale
+        from vad.core.postprocess import PostprocessConfig
+
+        state = self.new_stream_state(TrackerState(PostprocessConfig(), self.spec.hop_s))
+        probs = state.view(S_PROBS)
+        out = []
+        for part in parts:
+            n = stream_chunk(np.ascontiguousarray(part), pcm_scale(part.dtype), self.packed.buffer, state.buffer)
+            out.append(probs[: n & ((1 << 32) - 1)].copy())
+        return np.concatenate(out)
 
     def initial_state(self) -> dict[str, PackedArrays]:
         """Zero network state for ``run`` (a packed stream state; the post-processing part is unused)."""

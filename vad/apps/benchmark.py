@@ -167,7 +167,7 @@ def _breakdown(stream, chunks: np.ndarray, audio_s: float, repeats: int, total_b
     """Front end, network, post-processing and glue, us per 10 ms (numba backend only), from the best
     of ``BREAKDOWN_ROUNDS`` x repeats passes of each stage (differences of medians are too noisy
     on a shared machine); glue = the best full ``process`` loop minus the best compiled loop."""
-    from vad.runtime.network import BREAKDOWN_ALL, BREAKDOWN_FRONTEND, BREAKDOWN_NETWORK, breakdown_chunks
+    from vad.runtime.network import STAGE_ALL, STAGE_FRONTEND, STAGE_NETWORK, breakdown_chunks
 
     fused = stream._fused
     if fused is None:
@@ -175,7 +175,7 @@ def _breakdown(stream, chunks: np.ndarray, audio_s: float, repeats: int, total_b
     scale = 1.0 / 32768.0
     best = {}
     for _round in range(BREAKDOWN_ROUNDS):
-        for upto in (BREAKDOWN_FRONTEND, BREAKDOWN_NETWORK, BREAKDOWN_ALL):
+        for upto in (STAGE_FRONTEND, STAGE_NETWORK, STAGE_ALL):
             def loop(upto=upto):
                 fused.reset()
                 breakdown_chunks(chunks, scale, fused.model, fused.state, upto)
@@ -183,10 +183,10 @@ def _breakdown(stream, chunks: np.ndarray, audio_s: float, repeats: int, total_b
             best[upto] = min(best.get(upto, np.inf), _per_10ms(min(_timed(loop, repeats)), audio_s))
     fused.reset()
     return {
-        "frontend": best[BREAKDOWN_FRONTEND],
-        "network": best[BREAKDOWN_NETWORK] - best[BREAKDOWN_FRONTEND],
-        "postprocess": best[BREAKDOWN_ALL] - best[BREAKDOWN_NETWORK],
-        "glue": total_best_us - best[BREAKDOWN_ALL],
+        "frontend": best[STAGE_FRONTEND],
+        "network": best[STAGE_NETWORK] - best[STAGE_FRONTEND],
+        "postprocess": best[STAGE_ALL] - best[STAGE_NETWORK],
+        "glue": total_best_us - best[STAGE_ALL],
         "basis": "best passes",
     }
 

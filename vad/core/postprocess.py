@@ -164,7 +164,7 @@ F_SUM, F_SUM_AT_ACTIVE, F_PEND_MEAN, F_ONSET, F_OFFSET = range(5)
 TRACKER_FLOATS = 5
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _emit(ev_i, ev_f, ne, kind, start, end, mean):
     ev_i[ne, 0] = kind
     ev_i[ne, 1] = start
@@ -173,7 +173,7 @@ def _emit(ev_i, ev_f, ne, kind, start, end, mean):
     return ne + 1
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _resolve_pending(ti, stream_end, has_next, next_start):
     """Close the pending segment (given the next kept segment's detected start); return its padded end."""
     raw_end = ti[T_PEND_END]
@@ -188,7 +188,7 @@ def _resolve_pending(ti, stream_end, has_next, next_start):
     return end
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _confirm(ti, tf, ev_i, ev_f, ne):
     ti[T_CONFIRMED] = 1
     if ti[T_HAS_PENDING]:
@@ -200,7 +200,7 @@ def _confirm(ti, tf, ev_i, ev_f, ne):
     return _emit(ev_i, ev_f, ne, EVENT_START, emitted, -1, np.nan)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _split(ti, tf, buf, ev_i, ev_f, ne):
     """Split the open segment at its lowest-probability frame after the first (earliest on ties)."""
     start = ti[T_START]
@@ -235,7 +235,7 @@ def _split(ti, tf, buf, ev_i, ev_f, ne):
     return ne
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _end_open(ti, tf):
     if ti[T_CONFIRMED]:
         length = ti[T_LAST_ACTIVE] + 1 - ti[T_START]
@@ -248,7 +248,7 @@ def _end_open(ti, tf):
     ti[T_BUF_LEN] = 0
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _step(i, p, ti, tf, buf, ev_i, ev_f, ne):
     max_speech = ti[T_MAX_SPEECH]
     if not ti[T_IN_SPEECH]:
@@ -285,7 +285,7 @@ def _step(i, p, ti, tf, buf, ev_i, ev_f, ne):
     return ne
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def tracker_push(p, n, ti, tf, buf, ev_i, ev_f, ne):
     """Push the frame probabilities p[0:n] (trusted: finite, in [0, 1]); events go to
     ev_i/ev_f from row ``ne`` on; returns the new event count."""
