@@ -16,8 +16,9 @@ WebRTC VAD: 10 ms frames. Silero VAD v6: its ONNX model on 512-sample chunks. TE
 --breakdown splits our streaming cost into front end, network, post-processing and glue.
 --cold-start adds the time to a first probability from a fresh process, with an empty numba cache
 (the first call after installing: the kernels compile, minutes) and with it filled.
-For stable figures on a shared machine pin one core:
-  NUMBA_NUM_THREADS=1 taskset -c 1 vad bench --breakdown
+Times are CPU time of each worker; ratios to WebRTC use the best passes. For stable figures on a
+shared machine pin one core and pool rounds:
+  NUMBA_NUM_THREADS=1 taskset -c 1 vad bench --breakdown --rounds 3
 Baselines need the `baselines` extra: pip install 'learned-width-vad[baselines]'.
 """
 
@@ -39,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cold-start", action="store_true",
                         help="also time a fresh start with an empty numba cache (compiles; minutes) and a warm one")
     parser.add_argument("--audio", metavar="FILE", help="benchmark on this recording (looped) instead of synthetic audio")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every system this many times, round-robin, pooling the passes (default 1)")
     parser.add_argument("--no-baselines", action="store_true", help="measure our models only")
     parser.add_argument("--json", metavar="OUT", help="also write the rows as JSON (atomically)")
 
@@ -72,8 +75,10 @@ def run(args) -> int:
     models = args.model or [str(p) for p in shipped_model_paths()]
     if not models:
         raise ModelFileError("no model shipped in models/ and none given: pass --model MODEL.onnx")
+    if args.rounds < 1:
+        raise InvalidInputError(f"--rounds={args.rounds}: must be >= 1")
     rows = run_benchmarks(models, args.seconds, not args.no_baselines, args.block_frames, args.backend, chunks_ms,
-                          args.breakdown, args.cold_start, args.audio)
+                          args.breakdown, args.cold_start, args.audio, args.rounds)
     print(format_table(rows))
     for row in rows:
         if "error" in row and row["name"] in ("webrtc", "silero", "ten"):
