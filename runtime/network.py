@@ -562,15 +562,27 @@ class NumbaNetwork:
             out.append(probs[: n & ((1 << 32) - 1)].copy())
         return np.concatenate(out)
 
-    def initial_state(self) -> dict[str, PackedArrays]:
-        """Zero network state for ``run`` (a packed stream state; the post-processing part is unused)."""
+    def initial_state(self) -> dict:
+        """Zero network state for ``run``: ``packed`` (a stream state of the fused step; the
+        post-processing part is unused) plus ``state_conv`` [k-1, c1] and ``state_gru`` [hid]
+        in the ONNX graph's convention (oldest frame first), copies for inspection."""
         from vad.core.postprocess import PostprocessConfig
 
-        return {"packed": self.new_stream_state(TrackerState(PostprocessConfig(), self.spec.hop_s))}
+        packed = self.new_stream_state(TrackerState(PostprocessConfig(), self.spec.hop_s))
+        return self._with_views({"packed": packed})
+
+    def _with_views(self, state: dict) -> dict:
+        packed = state["packed"]
+        w = self.weights
+        ring = packed.view(S_RING)[: max(w.kernel - 1, 0), : w.c1]
+        head = int(packed.view(S_INTS)[I_HEAD])
+        state["state_conv"] = np.roll(ring, -head, axis=0).copy()
+        state["state_gru"] = packed.view(S_H)[: w.hid].copy()
+        return state
 
     def run(self, features: np.ndarray, state: dict) -> tuple[np.ndarray, dict]:
-        """Same contract as ``VADModel.run``; the state's arrays are updated in place and returned."""
+        """Same contract as ``VADModel.run``; the packed state is updated in place and returned."""
         feats = np.ascontiguousarray(features, dtype=np.float32)
         probs = np.empty(feats.shape[0], dtype=np.float32)
         _network_on_features(feats, feats.shape[0], self.packed.buffer, state["packed"].buffer, probs)
-        return probs, state
+        return probs, self._with_views(state)
