@@ -13,8 +13,9 @@ log-mel front end built from the model's feature spec -> the network -> the post
 state machine of ``vad.core.postprocess`` (the one implementation, shared with batch
 labeling). With the numba backend all of it after the resampler is ONE compiled call per
 chunk (``vad.runtime.network.stream_chunk``), state in preallocated buffers; Python builds
-event objects only when the post-processing completed one. With onnxruntime the numba front
-end feeds the graph in blocks of ``block_frames`` frames.
+event objects only when the post-processing completed one. With onnxruntime the float32
+samples (the < 1 hop remainder and an incomplete block kept pending here) go to the model's
+raw-audio graph in blocks of ``block_frames`` hops (``VADModel.run``).
 
 Files: ``process_signal`` (a whole signal) or ``process`` on consecutive blocks then
 ``flush`` (a file read block by block, memory flat) is the batch path: large chunks run the
@@ -38,20 +39,10 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-from vad.runtime.frontend import COMPILED_DTYPES
 from vad.runtime.model import DEFAULT_BACKEND, VADModel
-from vad.runtime.network import (
-    MAX_CALL_FRAMES,
-    S_EV_F,
-    S_EV_I,
-    S_PROBS,
-    reset_stream,
-    stream_chunk,
-    stream_flush,
-)
 
 from vad.core.errors import InvalidInputError, StreamStateError
-from vad.core.features import pcm_scale
+from vad.core.features import as_float64_samples, check_sample_array, check_sample_values, pcm_scale
 from vad.core.postprocess import (
     PostprocessConfig,
     SegmentEvent,
@@ -59,6 +50,9 @@ from vad.core.postprocess import (
     TrackerState,
     events_from_arrays,
 )
+
+# (vad.runtime.network and .frontend are imported only when the numba backend runs: an
+# onnxruntime-only install has no numba)
 
 # Frames per network call when block_frames=None, by backend: the fused numba step runs every
 # frame as soon as it is complete (no per-call overhead to amortize); onnxruntime costs tens of
@@ -219,17 +213,18 @@ class StreamingVAD:
                 f"postprocess must be None, a PostprocessConfig or a dict of overrides, got {type(postprocess).__name__}"
             )
         self._resampler = None if self.sample_rate == self._model_rate else StreamResampler(self.sample_rate, self._model_rate)
-        net = model.numba_network
-        if net is not None:
-            self._fused = _FusedStep(net, TrackerState(self.config, spec.hop_s))
-        else:
-            from vad.runtime.frontend import StreamingLogMel
+        self._tracker = SegmentTracker(self.config, spec.hop_s)
+        backend = model.numba_backend
+        if backend is not None:
+            from vad.runtime.network import MAX_CALL_FRAMES, stream_chunk
 
+            self._fused = _FusedStep(backend, TrackerState(self.config, spec.hop_s))
+            self._stream_chunk = stream_chunk
+            self._max_chunk = (MAX_CALL_FRAMES - 1) * self._hop  # model-rate samples per fused call
+        else:
             self._fused = None
-            self._frontend = StreamingLogMel(spec)  # from the model's metadata, never defaults
-            self._tracker = SegmentTracker(self.config, spec.hop_s)
-            self._pending = np.zeros((self.block_frames, spec.n_mels), dtype=np.float32)
-        self._max_chunk = (MAX_CALL_FRAMES - 1) * self._hop  # model-rate samples per fused call
+            # samples not yet run: < one block of block_frames hops
+            self._pending = np.zeros(self.block_frames * self._hop, dtype=np.float32)
         self.reset()
 
     # -- state ---------------------------------------------------------------------------
@@ -240,7 +235,6 @@ class StreamingVAD:
         if self._fused is not None:
             self._fused.reset()
         else:
-            self._frontend.reset()
             self._tracker.reset()
             self._state = self.model.initial_state()
             self._n_pending = 0
@@ -273,44 +267,32 @@ class StreamingVAD:
                 f"chunk sample_rate={sample_rate!r} does not match the stream's sample_rate={self.sample_rate} "
                 "(make a StreamingVAD for that rate)"
             )
-        if not isinstance(chunk, np.ndarray):
-            raise InvalidInputError(f"chunk must be a 1-D numpy array, got {type(chunk).__name__}")
-        if chunk.ndim != 1:
-            raise InvalidInputError(f"chunk must be 1-D mono samples, got shape {chunk.shape} (downmix first)")
-        if chunk.dtype.kind not in "fi":
-            raise InvalidInputError(f"chunk must be float or signed integer PCM (int16), got dtype {chunk.dtype}")
+        check_sample_array(chunk, "chunk")  # the sample contract (dtypes) of vad.core.features
         return chunk
 
-    def _infer(self, features: np.ndarray, final: bool) -> np.ndarray:
-        """onnxruntime: run whole blocks of the pending + new frames (all of them when final); return probabilities."""
-        block = self.block_frames
-        n = features.shape[0]
-        if not self._n_pending and n == block:  # the common live case: exactly one block arrived
-            probs, self._state = self.model.run(features, self._state)
+    def _infer(self, samples: np.ndarray, final: bool) -> np.ndarray:
+        """onnxruntime: run the whole blocks of pending + new float32 samples (every whole hop when
+        final); keep the rest pending (dropped when final: a partial hop yields no frame). Returns
+        the probabilities."""
+        block = self.block_frames * self._hop
+        if not self._n_pending and samples.shape[0] == block:  # the common live case: one block arrived
+            probs, self._state = self.model.run(samples, self._state)
             return probs
-        out = []
-        pos = 0
         if self._n_pending:
-            take = min(block - self._n_pending, n)
-            self._pending[self._n_pending : self._n_pending + take] = features[:take]
-            self._n_pending += take
-            pos = take
-            if self._n_pending == block or (final and self._n_pending):
-                p, self._state = self.model.run(self._pending[: self._n_pending], self._state)
-                out.append(p)
-                self._n_pending = 0
-        while n - pos >= block or (final and n - pos > 0):
-            if self._grouping_invariant:  # all whole blocks in one call: same result, less overhead
-                stop = n if final else pos + (n - pos) // block * block
-            else:
-                stop = min(pos + block, n)
-            p, self._state = self.model.run(np.ascontiguousarray(features[pos:stop]), self._state)
+            samples = np.concatenate([self._pending[: self._n_pending], samples])
+            self._n_pending = 0
+        n = samples.shape[0]
+        stop = n - n % (self._hop if final else block)
+        out = []
+        # blocks are counted from the start of the stream; a grouping-invariant backend may take
+        # all of them in one call (same result, less overhead)
+        step = stop if self._grouping_invariant else block
+        for pos in range(0, stop, max(step, 1)):
+            p, self._state = self.model.run(samples[pos : min(pos + step, stop)], self._state)
             out.append(p)
-            pos = stop
-        rest = n - pos
-        if rest:
-            self._pending[:rest] = features[pos:]
-            self._n_pending = rest
+        if stop < n and not final:
+            self._pending[: n - stop] = samples[stop:]
+            self._n_pending = n - stop
         if not out:
             return _EMPTY_F32
         return out[0] if len(out) == 1 else np.concatenate(out)
@@ -328,7 +310,7 @@ class StreamingVAD:
         )
 
     def process(self, chunk: np.ndarray, sample_rate: int | None = None) -> StreamResult:
-        """Feed the next chunk (1-D int16 or float32/float64 mono, any length incl. 0).
+        """Feed the next chunk (1-D float32/float64, int16 or int32 mono, any length incl. 0).
 
         ``sample_rate``, when given, must equal the stream's rate. Raises InvalidInputError
         (bad dtype/shape/non-finite/rate; the stream state is unchanged) or StreamStateError
@@ -338,7 +320,7 @@ class StreamingVAD:
             scale = _FUSED_SCALES.get(chunk.dtype)
             if scale is not None and chunk.ndim == 1 and chunk.flags.c_contiguous and chunk.shape[0] <= self._max_chunk:
                 fused = self._fused
-                r = stream_chunk(chunk, scale, fused.model, fused.state)
+                r = self._stream_chunk(chunk, scale, fused.model, fused.state)
                 if r >= 0:
                     n = r & _FRAMES_MASK
                     first = self.frames_processed
@@ -347,14 +329,15 @@ class StreamingVAD:
                     return StreamResult(fused.probs[:n].copy(), first,
                                         [self._event(e) for e in fused.events(r >> _EVENTS_SHIFT)] if r > _FRAMES_MASK else [],
                                         self.sample_rate, self._hop, self._model_rate)
-        fused = self._fused
+                check_sample_values(chunk, "chunk")  # names the rejected sample; nothing was consumed
         x = self._check_chunk(chunk, sample_rate)
         if self._resampler is not None:
             x = self._resampler.process(x)  # validates values first; float32 at the model rate
-        if fused is None:
-            features = self._frontend.process(x)
+        if self._fused is None:
+            if self._resampler is None:
+                x = _model_samples(x)
             self.samples_received += chunk.shape[0]
-            probs = self._infer(features, final=False)
+            probs = self._infer(x, final=False)
             events = self._tracker.push(probs) if probs.shape[0] else []
             return self._result(probs, events)
         probs, events = self._run_fused(x)
@@ -365,7 +348,7 @@ class StreamingVAD:
         """Any 1-D model-rate chunk through the fused step, in pieces of at most ``_max_chunk`` samples."""
         from vad.runtime.frontend import validate_samples
 
-        x, scale = validate_samples(x)  # nothing is consumed if a sample is bad
+        x, scale = validate_samples(x, "chunk")  # nothing is consumed if a sample is bad
         if x.shape[0] <= self._max_chunk:
             return self._fused.run(x, scale)
         parts, events = [], []
@@ -390,10 +373,8 @@ class StreamingVAD:
                 probs, events = _EMPTY_F32, []
             events += self._fused.flush()
         else:
-            features = _EMPTY_FEATURES if self._resampler is None else self._frontend.process(self._resampler.flush())
-            if features.shape[1:] != (self._spec.n_mels,):
-                features = features.reshape(-1, self._spec.n_mels)
-            probs = self._infer(features, final=True)
+            rest = _EMPTY_F32 if self._resampler is None else self._resampler.flush()
+            probs = self._infer(rest, final=True)
             events = self._tracker.push(probs) if probs.shape[0] else []
             events += self._tracker.flush()
         self._flushed = True
@@ -407,8 +388,8 @@ class StreamingVAD:
         the signal is fed in chunks of ``chunk_seconds`` so working memory stays bounded.
         The result is identical to any other chunking (tested). Needs ``reset()`` afterwards.
         """
-        if not isinstance(samples, np.ndarray):
-            raise InvalidInputError(f"samples must be a 1-D numpy array, got {type(samples).__name__}")
+        check_sample_array(samples, "samples")
+        check_sample_values(samples, "samples", self.sample_rate)  # position in the signal, nothing consumed
         if not chunk_seconds > 0:
             raise InvalidInputError(f"chunk_seconds={chunk_seconds!r}: must be > 0")
         first = self.frames_processed
@@ -434,36 +415,53 @@ class StreamingVAD:
 class _FusedStep:
     """One stream's packed state for ``vad.runtime.network.stream_chunk`` and its outputs as Python objects."""
 
-    def __init__(self, net, tracker: TrackerState):
-        self.model = net.packed.buffer
-        self._packed = net.new_stream_state(tracker)
+    def __init__(self, backend, tracker: TrackerState):
+        from vad.runtime.network import S_EV_F, S_EV_I, S_PROBS
+
+        self.model = backend.packed.buffer
+        self._packed = backend.new_stream_state(tracker)
         self.state = self._packed.buffer
         self.probs = self._packed.view(S_PROBS)
         self._ev_i = self._packed.view(S_EV_I)
         self._ev_f = self._packed.view(S_EV_F)
 
     def reset(self) -> None:
+        from vad.runtime.network import reset_stream
+
         reset_stream(self.model, self.state)
 
     def events(self, n: int) -> list[SegmentEvent]:
         return events_from_arrays(self._ev_i, self._ev_f, n)
 
     def run(self, x: np.ndarray, scale: float) -> tuple[np.ndarray, list[SegmentEvent]]:
-        """x: C-contiguous samples of a compiled dtype, at most (MAX_CALL_FRAMES - 1) * hop long."""
+        """x: validated C-contiguous samples of a compiled dtype, at most (MAX_CALL_FRAMES - 1) * hop long."""
+        from vad.runtime.network import stream_chunk
+
         r = stream_chunk(x, scale, self.model, self.state)
-        if r < 0:
-            bad = -1 - r
-            raise InvalidInputError(f"chunk has a non-finite sample ({x[bad]}) at index {bad}")
         n = r & _FRAMES_MASK
         return self.probs[:n].copy(), self.events(r >> _EVENTS_SHIFT) if r > _FRAMES_MASK else []
 
     def flush(self) -> list[SegmentEvent]:
+        from vad.runtime.network import stream_flush
+
         n = stream_flush(self.state)
         return self.events(n) if n else []
 
 
 _EVENTS_SHIFT = 32
 _FRAMES_MASK = (1 << _EVENTS_SHIFT) - 1
-_FUSED_SCALES = {np.dtype(d): pcm_scale(np.dtype(d)) for d in COMPILED_DTYPES}
+_FUSED_SCALES = {np.dtype(d): pcm_scale(np.dtype(d)) for d in (np.float32, np.float64, np.int16, np.int32)}
 _EMPTY_F32 = np.zeros(0, dtype=np.float32)
-_EMPTY_FEATURES = np.zeros((0, 0), dtype=np.float32)
+_INT16_SCALE = np.float32(pcm_scale(np.dtype(np.int16)))  # exact: int16 * 2**-15 is a float32
+
+
+def _model_samples(chunk: np.ndarray) -> np.ndarray:
+    """The onnxruntime backend's input: C-contiguous float32 samples (int16/int32 PCM scaled by
+    ``pcm_scale``); InvalidInputError naming the first rejected sample (the sample contract of
+    ``vad.core.features``) before any state changes. int16, the common case, takes one numpy call."""
+    if chunk.dtype == np.int16:
+        return np.multiply(chunk, _INT16_SCALE, dtype=np.float32)
+    if chunk.dtype == np.float32 and chunk.flags.c_contiguous:
+        check_sample_values(chunk, "chunk")
+        return chunk
+    return as_float64_samples(chunk, "chunk").astype(np.float32)

@@ -44,9 +44,16 @@ from numba import njit, uint64
 from rocket_fft import r2c
 
 from vad.core.errors import InvalidInputError
-from vad.core.features import FeatureSpec, hann_window, mel_filterbank, pcm_scale
+from vad.core.features import (
+    MAX_FLOAT_SAMPLE_MAGNITUDE,
+    FeatureSpec,
+    bad_sample_reason,
+    check_sample_array,
+    hann_window,
+    mel_filterbank,
+)
 
-# Signed integer PCM is scaled by 1 / 2**(bits - 1), exactly like the numpy reference.
+# int16 / int32 PCM is scaled by vad.core.features.pcm_scale, exactly like the numpy reference.
 COMPILED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int16), np.dtype(np.int32))
 _WARMUP_SAMPLES_PER_HOP = 3  # warm-up feeds a few hops of zeros through every compiled dtype
 
@@ -128,10 +135,11 @@ class FrontendScratch:
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def first_nonfinite(x):
-    """Index of the first NaN/inf sample in x, or -1."""
+def first_bad(x, limit):
+    """Index of the first sample of x that is NaN/inf or beyond +-limit, or -1 (the rule of
+    vad.core.features.first_bad_sample, in one allocation-free pass for small live chunks)."""
     for i in range(x.size):
-        if not np.isfinite(x[i]):
+        if not abs(x[i]) <= limit:
             return i
     return -1
 
@@ -370,30 +378,19 @@ def frame_samples(x, start, stop, scale, buf, pos_state, hop, win, window, twr, 
 # --- public wrapper -------------------------------------------------------------------------------
 
 
-def validate_samples(samples: Any) -> tuple[np.ndarray, float]:
-    """(C-contiguous samples of a compiled dtype, PCM scale) or InvalidInputError naming the problem.
-
-    Floats are checked for NaN/inf; float16/longdouble are widened to float64 and int8/int64 PCM
-    to float64 (exact); strided or read-only arrays are copied.
+def validate_samples(samples: Any, name: str = "samples") -> tuple[np.ndarray, float]:
+    """(C-contiguous samples of a compiled dtype, PCM scale) or InvalidInputError naming the problem:
+    the sample contract of ``vad.core.features`` (dtypes; float samples finite and within
+    +-MAX_FLOAT_SAMPLE_MAGNITUDE). float16/longdouble are widened to float64 (exact); strided or
+    read-only arrays are copied.
     """
-    if not isinstance(samples, np.ndarray):
-        raise InvalidInputError(f"samples must be a 1-D numpy array, got {type(samples).__name__}")
-    if samples.ndim != 1:
-        raise InvalidInputError(f"samples must be 1-D (one mono chunk), got shape {samples.shape}")
-    dtype = samples.dtype
-    if dtype.kind == "f":
-        if dtype not in COMPILED_DTYPES:  # float16 / longdouble: widen once, exactly
+    scale = check_sample_array(samples, name)
+    if samples.dtype.kind == "f":
+        if samples.dtype not in COMPILED_DTYPES:  # float16 / longdouble: widen once, exactly
             samples = samples.astype(np.float64)
-        bad = first_nonfinite(samples)
+        bad = first_bad(samples, MAX_FLOAT_SAMPLE_MAGNITUDE)
         if bad >= 0:
-            raise InvalidInputError(f"samples has a non-finite value ({samples[bad]}) at index {bad}")
-        scale = 1.0
-    elif dtype.kind == "i":
-        scale = pcm_scale(dtype)
-        if dtype not in COMPILED_DTYPES:  # int8 / int64: exact in float64 up to 2**53
-            samples = samples.astype(np.float64)
-    else:
-        raise InvalidInputError(f"samples must be float or signed integer PCM, got dtype {dtype}")
+            raise InvalidInputError(f"{name} has {bad_sample_reason(float(samples[bad]), bad)}")
     if not samples.flags.c_contiguous or not samples.flags.writeable:
         # one kernel specialisation per dtype: strided or read-only views are copied
         samples = np.array(samples, order="C")
@@ -449,8 +446,9 @@ class StreamingLogMel:
     def process(self, samples: Any) -> np.ndarray:
         """Feed one chunk; return the frames it completes, float32 [n_new_frames, n_mels].
 
-        samples: 1-D numpy array, float32/float64 in [-1, 1] or signed integer PCM (int16 is
-        scaled by 1/32768, int32 by 1/2**31), of any length including 0.
+        samples: 1-D numpy array, float32/float64 in [-1, 1] or int16/int32 PCM (int16 is
+        scaled by 1/32768, int32 by 1/2**31), of any length including 0; the sample contract
+        of ``vad.core.features`` (other dtypes and bad values are rejected, nothing consumed).
         """
         x, scale = validate_samples(samples)
         out = np.empty(((self._pending + x.size) // self._hop, self._n_mels), dtype=np.float32)

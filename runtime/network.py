@@ -1,6 +1,6 @@
 """Numba inference backend for ``causal-dwconv-gru`` networks, and the fused per-chunk step.
 
-Two compiled entry points share one network kernel (``_network_frames``):
+Two entry points share one compiled kernel (``_stage_step``):
 
 * ``stream_chunk(samples, scale, model, state)``: ONE call per audio chunk of the streaming
   engine. It checks the samples, then runs framing, the log-mel front end
@@ -11,11 +11,14 @@ Two compiled entry points share one network kernel (``_network_frames``):
   as matrix products over the block, then the GRU frame by frame. Each frame's arithmetic is
   the same whatever the block, so the results do not depend on how audio is chunked (bit for
   bit), and a whole file fed in large chunks is the batch path.
-* ``NumbaNetwork.run(features, state)``: the network alone on log-mel features, same I/O as
-  the ONNX graph (used for the parity probe against onnxruntime and by ``VADModel.run``).
+* ``NumbaBackend.run(samples, state)``: the backend contract of ``vad.runtime.model`` (float32
+  samples, a whole number of hops, in; one probability per hop out), the same kernel without
+  the post-processing; what the load-time parity probe against onnxruntime runs.
 
-Weights come from the model file's initializers (names after ``FrozenVAD.state_dict()``, read
-with ``vad.runtime.onnxproto.read_initializers``). On load they are laid out for the kernel:
+Weights come from the model file's initializers (names after ``FrozenVAD.state_dict()``,
+verified by ``vad.runtime.modelfile.load_model_file``; the graph's own front-end tables are not
+used: the numba front end builds from the metadata's feature spec). On load they are laid out
+for the kernel:
 the per-band normalisation folded into the first layer (when the file still carries
 ``feat_mean``/``feat_std``), matrices transposed to [inputs, outputs] with the outputs padded
 to a multiple of ``LANES`` (zero weights and biases: padded units stay exactly 0), stored as
@@ -30,26 +33,27 @@ Kernels use ``error_model="numpy"`` (no zero-division branch, so the loops vecto
 every code path, so results stay independent of chunking).
 
 onnxruntime stays the reference: ``VADModel(backend="numba")`` checks on load that this
-backend matches onnxruntime to ``PARITY_TOLERANCE`` on a probe sequence and raises
-ModelFileError otherwise. The kernels release the GIL (``nogil=True``).
+backend matches onnxruntime to ``vad.runtime.model.PARITY_TOLERANCE`` on a probe signal and
+raises ModelFileError otherwise. The kernels release the GIL (``nogil=True``).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 from numba import njit
 from vad.runtime import frontend as _frontend
 from vad.runtime import packed as _packed
-from vad.runtime.frontend import FrontendTables, copy_scaled, first_nonfinite, frame_samples
-from vad.runtime.onnxproto import read_initializers
+from vad.runtime.frontend import FrontendTables, copy_scaled, first_bad, frame_samples
 from vad.runtime.packed import PackedArrays, region_f32, region_f64, region_i64
 
 from vad.core import postprocess as _postprocess
 from vad.core.errors import ModelFileError
-from vad.core.features import FeatureSpec
+from vad.core.features import MAX_FLOAT_SAMPLE_MAGNITUDE, FeatureSpec
+from vad.core.modelmeta import ARCHITECTURE_NAME
 from vad.core.postprocess import (
     EVENTS_PER_FRAME,
     EVENTS_SLACK,
@@ -78,8 +82,6 @@ def _keep_cache_in_step() -> None:
 
 _keep_cache_in_step()
 
-ARCHITECTURE_NAME = "causal-dwconv-gru"
-PARITY_TOLERANCE = 1e-5
 LANES = 8  # layer widths are padded to a multiple of this (one 512-bit vector of float64)
 NET_BLOCK_FRAMES = 32  # frames whose non-recurrent layers run as one matrix product
 MAX_CALL_FRAMES = 1024  # frames one stream_chunk call may complete (the engine splits longer chunks)
@@ -230,16 +232,16 @@ def _pad(n: int) -> int:
 class NetworkWeights:
     """The frozen network's weights from a model file, in the kernel's layout (see the module docstring)."""
 
-    def __init__(self, path: str | Path, architecture: dict):
+    def __init__(self, tensors: Mapping[str, np.ndarray], architecture: dict, source: str = "model"):
         if architecture.get("name") != ARCHITECTURE_NAME:
             raise ModelFileError(
-                f"{path}: the numba backend runs {ARCHITECTURE_NAME!r} networks, this model is "
+                f"{source}: the numba backend runs {ARCHITECTURE_NAME!r} networks, this model is "
                 f"{architecture.get('name')!r}; use backend='onnxruntime'"
             )
-        w = read_initializers(path)
+        w = tensors
         missing = [n for n in _WEIGHTS if n not in w]
         if missing:
-            raise ModelFileError(f"{path}: numba backend: initializer(s) missing: {', '.join(missing)}")
+            raise ModelFileError(f"{source}: numba backend: initializer(s) missing: {', '.join(missing)}")
         f64 = {n: np.asarray(w[n], dtype=np.float64) for n in _WEIGHTS}
         self.n_features = int(f64["inp.weight"].shape[1])
         self.c1 = int(f64["inp.weight"].shape[0])
@@ -470,17 +472,27 @@ def stream_chunk(x, scale, model, state):
     """The engine's one call per chunk: samples x (any signed int or float dtype, C-contiguous,
     times ``scale``) of at most (MAX_CALL_FRAMES - 1) * hop samples.
 
-    Returns -1 - i when x[i] is NaN/inf (nothing consumed); else n_frames + n_events << 32:
-    the probabilities of the completed frames are in S_PROBS[:n_frames], the post-processing
-    events they completed in S_EV_I / S_EV_F[:n_events].
+    Returns -1 - i when float sample x[i] breaks the sample contract (NaN/inf or beyond
+    +-MAX_FLOAT_SAMPLE_MAGNITUDE; nothing consumed); else n_frames + n_events << 32: the
+    probabilities of the completed frames are in S_PROBS[:n_frames], the post-processing events
+    they completed in S_EV_I / S_EV_F[:n_events].
     """
-    bad = first_nonfinite(x)
-    if bad >= 0:
-        return -1 - bad
+    if scale == 1.0:  # float samples (int16/int32 PCM is always in range)
+        bad = first_bad(x, MAX_FLOAT_SAMPLE_MAGNITUDE)
+        if bad >= 0:
+            return -1 - bad
     return _consume(x, scale, model, state, STAGE_ALL)
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def backend_run(x, model, state):
+    """``NumbaBackend.run``'s kernel: float32 samples x (validated by the caller) through the front
+    end and the network, no post-processing; returns the frames completed (probabilities in S_PROBS)."""
+    return _consume(x, 1.0, model, state, STAGE_NETWORK) & _FRAMES_MASK
+
+
 STAGE_FRONTEND, STAGE_NETWORK, STAGE_ALL = 1, 2, 3  # how far _stage_step goes
+_FRAMES_MASK = (1 << 32) - 1
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -513,34 +525,32 @@ def reset_stream(model, state):
     tracker_reset(region_i64(state, S_TI), region_f64(state, S_TF))
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def _network_on_features(feats, n, model, state, probs):
-    """The network alone on feats [n, n_features] (float32), state carried; probabilities -> probs."""
-    dims = region_i64(model, M_DIMS)
-    block = region_f32(state, S_FEATS).reshape((NET_BLOCK_FRAMES, dims[D_NFEAT]))
-    out = region_f32(state, S_PROBS)
-    t = 0
-    while t < n:
-        nb = min(NET_BLOCK_FRAMES, n - t)
-        for k in range(nb):
-            for f in range(dims[D_NFEAT]):
-                block[k, f] = feats[t + k, f]
-        _run_block(model, state, dims, nb, 0)
-        for k in range(nb):
-            probs[t + k] = out[k]
-        t += nb
+class NumbaBackend:
+    """Raw samples -> probabilities in numba: the fused step (front end + network) without the
+    post-processing, and the packed constants the engine's per-chunk step runs on.
 
+    Same contract as ``vad.runtime.ortbackend.OrtBackend``: ``initial_state()`` gives one
+    stream's state, ``run(samples, state)`` takes float32 samples (a whole number of hops) and
+    returns (probabilities float32 [len // hop], state); the state is updated in place. Results
+    do not depend on how hops are grouped into calls (bit for bit).
 
-class NumbaNetwork:
-    """The frozen network in numba (weights from the file), the packed constants of the fused step,
-    and the network alone on features (same I/O as the ONNX graph, batch 1)."""
+    Args:
+        model: a verified ``vad.runtime.modelfile.ModelFile``.
+    """
 
-    def __init__(self, path: str | Path, architecture: dict, spec: FeatureSpec | None = None):
-        self.weights = NetworkWeights(path, architecture)
-        self.spec = spec if spec is not None else FeatureSpec()
+    name = "numba"
+    grouping_invariant = True
+
+    def __init__(self, model):
+        self.spec = model.metadata.feature_spec
+        self.weights = NetworkWeights(model.tensors, model.metadata.architecture, str(model.path))
+        if self.weights.n_features != self.spec.n_mels:
+            raise ModelFileError(
+                f"{model.path}: the network reads {self.weights.n_features} features, the feature spec has "
+                f"n_mels={self.spec.n_mels}"
+            )
         self.packed = pack_model(self.spec, self.weights)
-        w = self.weights
-        self.n_features, self.c1, self.c2, self.hid, self.kernel = w.n_features, w.c1, w.c2, w.hid, w.kernel
+        self._max_samples = (MAX_CALL_FRAMES - 1) * self.spec.hop_length_samples
 
     def new_stream_state(self, tracker: TrackerState) -> PackedArrays:
         """A reset stream state for the fused step, with ``tracker``'s post-processing configuration."""
@@ -548,41 +558,15 @@ class NumbaNetwork:
         reset_stream(self.packed.buffer, state.buffer)
         return state
 
-    def stream_probabilities(self, samples: np.ndarray, parts) -> np.ndarray:
-        """Every frame's probability of ``samples`` fed as ``parts`` (consecutive int16 pieces of it)
-        through a fresh stream of the fused step (the parity probe; default post-processing)."""
-        from vad.core.features import pcm_scale
+    def initial_state(self) -> PackedArrays:
         from vad.core.postprocess import PostprocessConfig
 
-        state = self.new_stream_state(TrackerState(PostprocessConfig(), self.spec.hop_s))
+        return self.new_stream_state(TrackerState(PostprocessConfig(), self.spec.hop_s))
+
+    def run(self, samples: np.ndarray, state: PackedArrays) -> tuple[np.ndarray, PackedArrays]:
         probs = state.view(S_PROBS)
         out = []
-        for part in parts:
-            n = stream_chunk(np.ascontiguousarray(part), pcm_scale(part.dtype), self.packed.buffer, state.buffer)
-            out.append(probs[: n & ((1 << 32) - 1)].copy())
-        return np.concatenate(out)
-
-    def initial_state(self) -> dict:
-        """Zero network state for ``run``: ``packed`` (a stream state of the fused step; the
-        post-processing part is unused) plus ``state_conv`` [k-1, c1] and ``state_gru`` [hid]
-        in the ONNX graph's convention (oldest frame first), copies for inspection."""
-        from vad.core.postprocess import PostprocessConfig
-
-        packed = self.new_stream_state(TrackerState(PostprocessConfig(), self.spec.hop_s))
-        return self._with_views({"packed": packed})
-
-    def _with_views(self, state: dict) -> dict:
-        packed = state["packed"]
-        w = self.weights
-        ring = packed.view(S_RING)[: max(w.kernel - 1, 0), : w.c1]
-        head = int(packed.view(S_INTS)[I_HEAD])
-        state["state_conv"] = np.roll(ring, -head, axis=0).copy()
-        state["state_gru"] = packed.view(S_H)[: w.hid].copy()
-        return state
-
-    def run(self, features: np.ndarray, state: dict) -> tuple[np.ndarray, dict]:
-        """Same contract as ``VADModel.run``; the packed state is updated in place and returned."""
-        feats = np.ascontiguousarray(features, dtype=np.float32)
-        probs = np.empty(feats.shape[0], dtype=np.float32)
-        _network_on_features(feats, feats.shape[0], self.packed.buffer, state["packed"].buffer, probs)
-        return probs, self._with_views(state)
+        for start in range(0, max(samples.shape[0], 1), self._max_samples):
+            n = backend_run(samples[start : start + self._max_samples], self.packed.buffer, state.buffer)
+            out.append(probs[:n].copy())
+        return (out[0] if len(out) == 1 else np.concatenate(out)), state

@@ -294,3 +294,30 @@ def test_allow_empty_reads_a_well_formed_zero_sample_file(tmp_path):
     zero_bytes.write_bytes(b"")
     with pytest.raises(AudioFileError, match="0 bytes"):
         load_audio(zero_bytes, allow_empty=True)
+
+
+def test_reader_blocks_equal_the_whole_file_and_name_where_a_sample_is_not_finite(tmp_path):
+    from vad.core.audio import AudioReader
+
+    rng = np.random.default_rng(5)
+    stereo = 0.3 * rng.standard_normal((10_007, 2))
+    soundfile.write(tmp_path / "s.flac", stereo, RATE_HZ, subtype="PCM_24")
+    whole, _ = load_audio(tmp_path / "s.flac")
+    with AudioReader(tmp_path / "s.flac") as reader:
+        assert (reader.rate_hz, reader.channels, reader.frames_declared) == (RATE_HZ, 2, 10_007)
+        blocks = list(reader.blocks(999))
+    assert [b.size for b in blocks] == [999] * 10 + [17]
+    np.testing.assert_array_equal(np.concatenate(blocks).astype(np.float32), whole)
+    bad = stereo.copy()
+    bad[4321, 1] = np.nan
+    soundfile.write(tmp_path / "nan.wav", bad, RATE_HZ, subtype="FLOAT")
+    _assert_audio_error(tmp_path / "nan.wav", r"non-finite value \(nan\) at sample 4321 \(0\.270 s\)")
+
+
+def test_fifo_and_device_are_rejected_without_blocking(tmp_path):
+    fifo = tmp_path / "x.wav"
+    os.mkfifo(fifo)  # opening it for reading the usual way would wait for a writer forever
+    _assert_audio_error(fifo, r"is a FIFO \(named pipe\), not an audio file")
+    if os.path.exists("/dev/zero"):
+        with pytest.raises(AudioFileError, match="is a device, not an audio file"):
+            load_audio("/dev/zero")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from vad.training import augment, data, rooms
+from vad.training import augment, cachebuild, clipio, data, rooms, synthesis
 from vad.training.augment import LabelRule
 from vad.training.data import CachedStreams, StreamOptions, build_cache, list_audio_files, split_files
 from vad.training.rooms import RoomSimOptions
@@ -45,20 +45,21 @@ def _frames(segments_s, total_s):
 
 def test_label_rule_known_bursts_holes_and_blips():
     rng = np.random.default_rng(1)
-    segs = [(0.50, 1.00), (1.10, 1.60),  # 100 ms hole: bridged
-            (2.20, 2.60),                 # 600 ms hole before it: kept
+    segs = [(0.50, 1.00), (1.08, 1.60),  # 80 ms hole: bridged
+            (1.70, 2.00),                 # 100 ms hole before it: a pause, kept (tight targets)
+            (2.20, 2.60),                 # 200 ms hole before it: kept
             (3.00, 3.02)]                 # 20 ms blip: removed
     x = _bursts(segs, 4.0, rng)
     labels = augment.speech_frame_labels(x, HOP, FRAME_MS)
-    expected = _frames([(0.50, 1.60), (2.20, 2.60)], 4.0)
+    expected = _frames([(0.50, 1.60), (1.70, 2.00), (2.20, 2.60)], 4.0)
     np.testing.assert_array_equal(labels, expected)
 
 
-def test_label_rule_hole_limit_is_250_ms():
+def test_label_rule_hole_limit_is_90_ms():
     rng = np.random.default_rng(2)
-    x = _bursts([(0.2, 0.6), (0.85, 1.2), (1.46, 1.8)], 2.0, rng, kind="tone")  # holes 250 ms, 260 ms
+    x = _bursts([(0.2, 0.6), (0.69, 1.2), (1.30, 1.8)], 2.0, rng, kind="tone")  # holes 90 ms, 100 ms
     labels = augment.speech_frame_labels(x, HOP, FRAME_MS)
-    np.testing.assert_array_equal(labels, _frames([(0.2, 1.2), (1.46, 1.8)], 2.0))
+    np.testing.assert_array_equal(labels, _frames([(0.2, 1.2), (1.30, 1.8)], 2.0))
 
 
 def test_label_rule_ignores_noise_floor_30_db_below_peak():
@@ -96,7 +97,7 @@ def test_label_rule_rejects_bad_parameters():
 
 def test_label_rule_on_real_clip(shared_data: Path):
     path = sorted((shared_data / "train" / "speech" / "librivox").glob("*.opus"))[0]
-    x = data._read_audio(str(path), SR)
+    x = clipio.read_clip(str(path), SR)
     labels = augment.speech_frame_labels(x, HOP, FRAME_MS)
     # read speech: mostly speech, but the leading/trailing silence and long pauses are not
     assert 0.5 < labels.mean() < 0.99
@@ -260,7 +261,7 @@ def test_build_cache_tiny_deterministic_and_readable(corpus, tmp_path):
 def test_streams_use_only_their_split_files(corpus, tmp_path, monkeypatch):
     read: dict[str, set[str]] = {"": set(), "train": set(), "val": set()}  # "": RIRs, read before
     current = {"split": ""}
-    real_read, real_synth = data._read_audio, data.synthesize_stream
+    real_read, real_synth = synthesis.read_clip, data.synthesize_stream
 
     def spy_read(path, *a, **k):
         read[current["split"]].add(Path(path).name)
@@ -270,8 +271,8 @@ def test_streams_use_only_their_split_files(corpus, tmp_path, monkeypatch):
         current["split"] = ctx.split
         return real_synth(ctx, index)
 
-    monkeypatch.setattr(data, "_read_audio", spy_read)
-    monkeypatch.setattr(data, "synthesize_stream", spy_synth)
+    monkeypatch.setattr(synthesis, "read_clip", spy_read)
+    monkeypatch.setattr(cachebuild, "synthesize_stream", spy_synth)
     _build(corpus, tmp_path / "c", minutes_train=1.0, minutes_val=0.5)
     speech = list_audio_files([corpus / "speech"], "speech")
     noise = list_audio_files([corpus / "noise"], "noise")
@@ -323,7 +324,7 @@ def test_build_cache_errors_name_the_problem(corpus, tmp_path):
         build_cache([corpus / "speech"], [bad_noise], None, tmp_path / "o3", minutes_train=0.1, minutes_val=0.1,
                     options=_OPTS, room_options=_ROOMS, workers=1)
     with pytest.raises(AudioFileError, match="x.wav"):
-        data._read_audio(str(bad_noise / "x.wav"), SR)
+        clipio.read_clip(str(bad_noise / "x.wav"), SR)
     with pytest.raises(InvalidInputError, match="not a data cache"):
         CachedStreams(tmp_path / "nowhere")
     with pytest.raises(InvalidInputError, match="val_fraction"):
@@ -377,3 +378,41 @@ def test_teacher_scores_are_cached_and_mixed(corpus, tmp_path):
     np.testing.assert_allclose(y[0].numpy(), expected, atol=1e-6)
     with pytest.raises(InvalidInputError, match="no teacher"):
         CachedStreams(_build(corpus, tmp_path / "nt", minutes_train=0.25, minutes_val=0.1), teacher_weight=0.5)
+
+
+# --- recipe v3 augmentations ----------------------------------------------------------------
+
+def test_slow_gain_stays_within_its_depth_and_is_smooth():
+    rng = np.random.default_rng(0)
+    g = augment.slow_gain(rng, 5 * SR, SR, (6.0, 6.0), (1.0, 1.0))
+    db = 20 * np.log10(g)
+    assert g.dtype == np.float32 and g.size == 5 * SR
+    assert np.ptp(db) == pytest.approx(6.0, abs=0.05)
+    assert np.max(np.abs(np.diff(db))) < 6.0 / (0.5 * SR) * 4  # no jumps: changes over ~a second
+
+
+def test_feature_augment_shifts_levels_masks_and_keeps_the_floor():
+    from vad.training.cacheread import FeatureAugment
+
+    spec = FeatureSpec()
+    floor = float(np.log(spec.log_floor))
+    x = np.full((100, spec.n_mels), floor + 1.0, dtype=np.float32)
+    mean = np.full(spec.n_mels, 7.0, dtype=np.float32)
+    aug = FeatureAugment(prob=1.0, gain_db_range=(-30.0, -30.0), tilt_db_range=(0.0, 0.0), freq_masks=0,
+                         time_masks=1, time_mask_frames=10)
+    out = aug.apply(np.random.default_rng(3), x, mean, spec.log_floor)
+    assert out.shape == x.shape and x[0, 0] == floor + 1.0  # the input is not modified
+    unmasked = out[np.all(out != 7.0, axis=1)]
+    assert np.all(unmasked == np.float32(floor))  # -30 dB from 1 above the floor clips at the floor
+    same = aug.apply(np.random.default_rng(3), x, mean, spec.log_floor)
+    np.testing.assert_array_equal(out, same)
+    assert FeatureAugment(prob=0.0).apply(np.random.default_rng(0), x, mean, spec.log_floor) is x
+
+
+def test_babble_is_several_talkers_filling_the_segment(corpus):
+    speech = [f.path for f in list_audio_files([corpus / "speech"], "speech") if "broken" not in f.path]
+    ctx = data.StreamContext(speech, speech[:1], [1.0], data.pick_weights(speech), np.ones(1),
+                             rooms.RirBank([], [], []), rooms.RirBank([], [], []), FeatureSpec(),
+                             StreamOptions(babble_talkers=(3, 3)), LabelRule(), seed=0, split="train")
+    b = synthesis._babble(np.random.default_rng(0), ctx, 3 * SR, [])
+    assert b.size == 3 * SR and np.mean(np.abs(b[SR:2 * SR]) > 1e-3) > 0.5

@@ -520,3 +520,42 @@ def test_pareto_reads_training_report_lists_and_method_tables(tmp_path):
     assert points["b"]["mflops_per_second"] == pytest.approx(3.5)
     assert points["dynamic@0.5"]["auc"] == pytest.approx(0.85)
     assert points["fixed@0.5"]["mflops_per_second"] == pytest.approx(2.0)
+
+
+def test_speech_free_files_never_enter_an_auc(corpus):
+    """Pooled and group AUCs use the files with speech only; speech-free files are judged by
+    their false-alarm frame rate."""
+    from vad.core.metrics import roc_auc
+
+    report = evaluate(discover([corpus]), [Perfect(), Inverted()])
+    curves = report["_curves"]["inverted"]["files"]
+    speech = [(s, lab) for s, lab in curves.values() if lab.any()]
+    expected = roc_auc(np.concatenate([lab for _, lab in speech]), np.concatenate([s for s, _ in speech]))
+    inv = report["systems"]["inverted"]
+    assert inv["pooled"]["roc_auc"] == pytest.approx(expected)
+    assert inv["pooled"]["auc_frames"] == sum(lab.size for _, lab in speech) < inv["pooled"]["frames"]
+    assert inv["pooled"]["nonspeech_false_alarm_rate"] == 1.0
+    assert report["systems"]["perfect"]["pooled"]["nonspeech_false_alarm_rate"] == 0.0
+    assert math.isnan(inv["groups"]["set/quiet"]["roc_auc"])  # a speech-free folder has no AUC
+
+
+def test_families_split_a_mixed_folder(tmp_path):
+    from vad.apps.evaluation import EvalItem, family_of
+
+    items = [EvalItem(tmp_path / f"{n}.flac", tmp_path / f"{n}.rttm", "dev")
+             for n in ("ami_a", "ami_b", "pyannote_sample", "0ad_1", "0ad_2")]
+    fam = family_of(items)
+    assert fam == {tmp_path / "ami_a.flac": "dev/ami", tmp_path / "ami_b.flac": "dev/ami",
+                   tmp_path / "0ad_1.flac": "dev/0ad", tmp_path / "0ad_2.flac": "dev/0ad"}
+    assert family_of(items[:2]) == {}  # one family: the folder group says it all
+
+
+def test_markdown_table_has_auc_for_speech_scopes_and_false_alarms_for_speech_free_ones(corpus):
+    from vad.apps.evaluation import format_markdown
+
+    report = evaluate(discover([corpus]), [Perfect(), Inverted()])
+    text = format_markdown(report)
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
+    assert "| perfect | inverted |" in text.splitlines()[0]
+    assert rows["pooled (AUC over the files with speech)"].endswith("| 1.000 | 0.000 |")
+    assert rows["set/quiet"].endswith("| FA 0.000% | FA 100.000% |")

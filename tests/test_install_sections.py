@@ -56,7 +56,8 @@ def test_section_1_then_section_2_in_one_clone(tmp_path):
     site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                capture_output=True, text=True, check=True).stdout.strip())
     # dependencies come from this environment; our own package is installed for real below
-    (site / "_deps_from_test_env.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    deps = [p for p in sys.path if p.rstrip("/").endswith("site-packages") and Path(p).is_dir()]
+    (site / "_deps_from_test_env.pth").write_text("\n".join([sysconfig.get_paths()["purelib"], *deps]) + "\n")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["PATH"] = f"{venv / 'bin'}:{env['PATH']}"
     py = str(venv / "bin" / "python")
@@ -65,7 +66,7 @@ def test_section_1_then_section_2_in_one_clone(tmp_path):
     # section 1: install and label the demo (this writes numba's cache inside site-packages)
     _run([*pip, "."], clone, env)
     _run([str(venv / "bin" / "vad"), "label", "tests/data/demo.opus", "--format", "csv", "-o", "labels"], clone, env)
-    assert (clone / "labels" / "demo.csv").read_text().strip()
+    assert (clone / "labels" / "demo.vad.csv").read_text().strip()
     leftovers = list((site / "vad").rglob("*.nbi"))
     assert leftovers, "section 1 should have cached numba kernels inside the installed package"
 
@@ -84,4 +85,4 @@ def test_section_1_then_section_2_in_one_clone(tmp_path):
     where = _run([py, "-c", code], user, env).strip().splitlines()[-1]
     assert Path(where).resolve().is_relative_to(clone.resolve()), where  # the editable source, not a leftover
     out = _run([str(venv / "bin" / "vad"), "label", "demo.opus", "--format", "json", "-o", "out"], user, env)
-    assert (user / "out" / "demo.json").is_file(), out
+    assert (user / "out" / "demo.vad.json").is_file(), out

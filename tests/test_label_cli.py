@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 
 from tests.fixtures_models import energy_model_path  # noqa: F401 - pytest fixture
-from vad.apps import labeling
+from vad.apps import label_formats, labeling
 from vad.apps.cli import main as vad_main
 from vad.core.errors import AudioFileError, InvalidInputError
 from vad.core.labelfiles import read_labels
@@ -83,12 +83,12 @@ def test_plan_outputs_mirrors_tree_and_resolves_collisions(tmp_path):
     inputs = [tmp_path / "in/a/x.wav", tmp_path / "in/b/x.wav", tmp_path / "in/b/c/y.flac", tmp_path / "in/b/x.flac"]
     out = labeling.plan_outputs(inputs, "rttm", tmp_path / "out")
     assert [o.relative_to(tmp_path / "out").as_posix() for o in out] == [
-        "a/x.rttm", "b/x.wav.rttm", "b/c/y.rttm", "b/x.flac.rttm",
+        "a/x.vad.rttm", "b/x.wav.vad.rttm", "b/c/y.vad.rttm", "b/x.flac.vad.rttm",
     ]  # fmt: skip
     beside = labeling.plan_outputs(inputs[:3], "audacity")
-    assert beside == [tmp_path / "in/a/x.txt", tmp_path / "in/b/x.txt", tmp_path / "in/b/c/y.txt"]
+    assert beside == [tmp_path / "in/a/x.vad.txt", tmp_path / "in/b/x.vad.txt", tmp_path / "in/b/c/y.vad.txt"]
     single = labeling.plan_outputs([tmp_path / "in/a/x.wav"], "json", tmp_path / "o")
-    assert single == [tmp_path / "o/x.json"]
+    assert single == [tmp_path / "o/x.vad.json"]
     with pytest.raises(InvalidInputError, match="format"):
         labeling.plan_outputs(inputs, "textgrid")
 
@@ -147,7 +147,7 @@ def test_empty_and_silent_audio_give_no_segments(tmp_path, energy_model_path):  
         assert result.segments == ()
     assert labeling.label_file(empty, model=energy_model_path).probabilities.shape == (0,)
     assert cli("label", empty, silent, "--model", energy_model_path, "--format", "json") == 0
-    data = json.loads((tmp_path / "empty.json").read_text())
+    data = json.loads((tmp_path / "empty.vad.json").read_text())
     assert data["segments"] == [] and data["duration_s"] == 0.0
 
 
@@ -158,7 +158,7 @@ def test_empty_and_silent_audio_give_no_segments(tmp_path, energy_model_path):  
 def test_formats_round_trip_through_label_readers(tmp_path, energy_model_path, fmt, suffix):  # noqa: F811
     path = write_audio(tmp_path / "in" / "my file.wav")
     assert cli("label", tmp_path / "in", "-o", tmp_path / "out", "--format", fmt, "--model", energy_model_path) == 0
-    out = tmp_path / "out" / ("my file" + suffix)
+    out = tmp_path / "out" / ("my file.vad" + suffix)
     segments = read_labels(out)
     expected = labeling.label_file(path, model=energy_model_path).segments
     assert len(segments) == len(expected) == len(BURSTS_S)
@@ -171,7 +171,7 @@ def test_formats_round_trip_through_label_readers(tmp_path, energy_model_path, f
 def test_json_fields_and_probabilities(tmp_path, energy_model_path):  # noqa: F811
     path = write_audio(tmp_path / "a.wav")
     assert cli("label", path, "--format", "json", "--probabilities", "--model", energy_model_path) == 0
-    data = json.loads((tmp_path / "a.json").read_text())
+    data = json.loads((tmp_path / "a.vad.json").read_text())
     assert data["file"] == str(path)
     assert data["duration_s"] == pytest.approx(LENGTH_S)
     assert data["sample_rate"] == RATE
@@ -185,7 +185,7 @@ def test_json_fields_and_probabilities(tmp_path, energy_model_path):  # noqa: F8
     assert all(0.0 <= p <= 1.0 for p in data["probabilities"])
     # without --probabilities there is no probability list
     assert cli("label", path, "--format", "json", "--overwrite", "--model", energy_model_path) == 0
-    assert "probabilities" not in json.loads((tmp_path / "a.json").read_text())
+    assert "probabilities" not in json.loads((tmp_path / "a.vad.json").read_text())
 
 
 def test_probabilities_needs_json(tmp_path, energy_model_path, capsys):  # noqa: F811
@@ -198,39 +198,50 @@ def test_same_stem_in_two_folders_does_not_collide(tmp_path, energy_model_path):
     write_audio(tmp_path / "in/a/x.wav", speechlike(seed=1))
     write_audio(tmp_path / "in/b/x.wav", speechlike(seed=2, bursts=((0.5, 1.5),)))
     assert cli("label", tmp_path / "in", "-o", tmp_path / "out", "--model", energy_model_path) == 0
-    a = read_labels(tmp_path / "out/a/x.rttm")
-    b = read_labels(tmp_path / "out/b/x.rttm")
+    a = read_labels(tmp_path / "out/a/x.vad.rttm")
+    b = read_labels(tmp_path / "out/b/x.vad.rttm")
     assert len(a) == 2 and len(b) == 1
 
 
 def test_rerun_skips_existing_outputs_unless_overwrite(tmp_path, energy_model_path, capsys):  # noqa: F811
     path = write_audio(tmp_path / "a.wav")
-    out = tmp_path / "a.rttm"
+    out = tmp_path / "a.vad.rttm"
     assert cli("label", path, "--model", energy_model_path) == 0
-    out.write_text("sentinel\n")
+    first = out.read_text()
+    assert first.startswith("SPEAKER a 1 ")
+    out.touch()
     assert cli("label", path, "--model", energy_model_path) == 0
-    assert out.read_text() == "sentinel\n"
     assert "1 skipped (output exists; --overwrite relabels)" in capsys.readouterr().err
+    # --overwrite relabels an output vad label wrote (listed in the ledger with this content)
+    os.utime(out, (0, 0))
     assert cli("label", path, "--model", energy_model_path, "--overwrite") == 0
-    assert out.read_text().startswith("SPEAKER a 1 ")
+    assert out.read_text() == first and out.stat().st_mtime > 0
     mask = os.umask(0o022)
     os.umask(mask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~mask  # an ordinary file, not a private temp file
+    # ... but an output edited by hand since is not ours any more: skipped, and refused by --overwrite
+    out.write_text("sentinel\n")
+    assert cli("label", path, "--model", energy_model_path) == 0
+    assert cli("label", path, "--model", energy_model_path, "--overwrite") == 1
+    assert out.read_text() == "sentinel\n"
+    assert f"{path}: output {out} exists and vad label did not write it" in capsys.readouterr().err
 
 
 def test_failed_write_leaves_no_partial_output(tmp_path, energy_model_path, monkeypatch):  # noqa: F811
     path = write_audio(tmp_path / "a.wav")
-    out = tmp_path / "a.json"
-    out.write_text("old\n")
+    out = tmp_path / "a.vad.json"
+    assert labeling.label_files([path], fmt="json", model=energy_model_path, jobs=1).written == 1
+    old = out.read_text()
 
     def broken_dumps(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(labeling.json, "dumps", broken_dumps)
+    monkeypatch.setattr(label_formats.json, "dumps", broken_dumps)
     summary = labeling.label_files([path], fmt="json", model=energy_model_path, overwrite=True, jobs=1)
     assert summary.failed == 1 and "disk full" in summary.outcomes[0].error
-    assert out.read_text() == "old\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "a.wav"]  # no temp file left
+    assert out.read_text() == old
+    # no temp file left (the ledger lists what vad label wrote)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [labeling.LEDGER_NAME, "a.vad.json", "a.wav"]
 
 
 def test_corrupt_files_are_reported_and_the_rest_finish(tmp_path, energy_model_path, capsys):  # noqa: F811
@@ -242,13 +253,13 @@ def test_corrupt_files_are_reported_and_the_rest_finish(tmp_path, energy_model_p
     rc = cli("label", tmp_path / "in", "-o", tmp_path / "out", "--model", energy_model_path, "--jobs", "1")
     err = capsys.readouterr().err
     assert rc == 1
-    assert (tmp_path / "out/a.rttm").is_file() and (tmp_path / "out/sub/c.rttm").is_file()
-    assert not (tmp_path / "out/b.rttm").exists()
+    assert (tmp_path / "out/a.vad.rttm").is_file() and (tmp_path / "out/sub/c.vad.rttm").is_file()
+    assert not (tmp_path / "out/b.vad.rttm").exists()
     assert f"{tmp_path / 'in/b.wav'}: " in err
     assert "empty file (0 bytes)" in err
     assert f"{tmp_path / 'in/text.mp3'}: " in err
     assert "2 labeled, 0 skipped, 3 failed" in err
-    assert read_labels(tmp_path / "out/a.rttm") and good1 and good2
+    assert read_labels(tmp_path / "out/a.vad.rttm") and good1 and good2
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads every file")
@@ -278,14 +289,14 @@ def test_permission_denied_is_reported_when_running_as_root_too(tmp_path, energy
     monkeypatch.setattr(vad.core.audio, "open", fake_open, raising=False)
     assert cli("label", locked, other, "--model", energy_model_path, "--jobs", "1") == 1
     assert f"{locked}: permission denied" in capsys.readouterr().err
-    assert (tmp_path / "other.rttm").is_file()
+    assert (tmp_path / "other.vad.rttm").is_file()
 
 
 def test_missing_path_is_reported(tmp_path, energy_model_path, capsys):  # noqa: F811
     write_audio(tmp_path / "a.wav")
     assert cli("label", tmp_path / "a.wav", tmp_path / "nope.wav", "--model", energy_model_path) == 1
     assert "nope.wav: no such file" in capsys.readouterr().err
-    assert (tmp_path / "a.rttm").is_file()
+    assert (tmp_path / "a.vad.rttm").is_file()
 
 
 def test_no_audio_found_is_an_error(tmp_path, energy_model_path, capsys):  # noqa: F811
@@ -303,10 +314,13 @@ def test_jobs_2_gives_the_same_outputs_as_jobs_1(tmp_path, energy_model_path):  
     assert cli("label", tmp_path / "in", "-o", tmp_path / "j2", "--format", "json", "--model", energy_model_path,
                "--jobs", "2") == 1  # fmt: skip
     names = sorted(p.name for p in (tmp_path / "j1").iterdir())
-    assert names == [f"f{i}.json" for i in range(4)]
+    assert names == [labeling.LEDGER_NAME] + [f"f{i}.vad.json" for i in range(4)]
     assert names == sorted(p.name for p in (tmp_path / "j2").iterdir())
-    for n in names:
-        assert (tmp_path / "j1" / n).read_text() == (tmp_path / "j2" / n).read_text()
+    for n in names[1:]:
+        assert (tmp_path / "j1" / n).read_bytes() == (tmp_path / "j2" / n).read_bytes()
+    # the two ledgers list the same files (in completion order)
+    ledgers = [sorted((tmp_path / j / labeling.LEDGER_NAME).read_text().splitlines()) for j in ("j1", "j2")]
+    assert ledgers[0] == ledgers[1] and len(ledgers[0]) == 4
 
 
 def test_threshold_and_postprocess_options(tmp_path, energy_model_path):  # noqa: F811
@@ -327,7 +341,7 @@ def test_threshold_and_postprocess_options(tmp_path, energy_model_path):  # noqa
     # the options reach the output: no padding -> segments exactly on the detected frames
     path = write_audio(tmp_path / "a.wav")
     assert cli("label", path, "--format", "json", "--speech-pad-ms", "0", "--model", energy_model_path) == 0
-    data = json.loads((tmp_path / "a.json").read_text())
+    data = json.loads((tmp_path / "a.vad.json").read_text())
     assert data["postprocess"]["speech_pad_ms"] == 0.0
 
 
@@ -366,9 +380,9 @@ def test_dev_folder_with_a_corrupt_file_round_trips_rttm(shared_data, tmp_path, 
     rc = cli("label", dev, "-o", tmp_path / "out", "--format", "rttm", "--model", energy_model_path, "--jobs", "2")
     assert rc == 1
     outputs = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.rttm"))
-    assert outputs == ["ami_dev00.rttm", "nonspeech/speechbrain_noise1.rttm", "pyannote_sample.rttm"]
+    assert outputs == ["ami_dev00.vad.rttm", "nonspeech/speechbrain_noise1.vad.rttm", "pyannote_sample.vad.rttm"]
     for rel in outputs:
-        audio = dev / Path(rel).with_suffix(".flac")
+        audio = dev / rel.replace(".vad.rttm", ".flac")
         expected = labeling.label_file(audio, model=energy_model_path).segments
         got = read_labels(tmp_path / "out" / rel)
         assert len(got) == len(expected)
@@ -388,7 +402,204 @@ def test_label_with_the_shipped_default_model(shared_data, tmp_path, capsys):
         pytest.skip("no default model shipped yet (models/default.onnx)")
     audio = shared_data / "dev" / "pyannote_sample.flac"
     assert cli("label", audio, "-o", tmp_path, "--format", "json", "--jobs", "1") == 0
-    data = json.loads((tmp_path / "pyannote_sample.json").read_text())
+    data = json.loads((tmp_path / "pyannote_sample.vad.json").read_text())
     assert data["model"]["name"] == read_model_metadata(model).name
     assert data["model"]["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
     assert data["segments"], "the default model finds no speech in a conversation"
+
+
+# --- issue 13: bad input never hurts ----------------------------------------------------------
+
+
+def test_reference_labels_next_to_the_audio_are_never_touched(tmp_path, energy_model_path, capsys):  # noqa: F811
+    """Bug 1: `vad label DIR` beside human RTTMs labels every file and never replaces them."""
+    corpus = tmp_path / "corpus"
+    write_audio(corpus / "x.flac")
+    write_audio(corpus / "y.wav", speechlike(seed=3))
+    human = "SPEAKER x 1 0.500 2.000 <NA> <NA> annotator <NA> <NA>\n"
+    for stem in ("x", "y"):
+        (corpus / f"{stem}.rttm").write_text(human)
+    assert cli("label", corpus, "--model", energy_model_path) == 0
+    assert "2 labeled, 0 skipped, 0 failed" in capsys.readouterr().err
+    assert cli("label", corpus, "--model", energy_model_path, "--overwrite") == 0
+    assert (corpus / "x.rttm").read_text() == human and (corpus / "y.rttm").read_text() == human
+    assert_bursts_found(read_labels(corpus / "x.vad.rttm"))
+    # a file with our output's name that vad label did not write is refused too, not replaced
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "x.vad.rttm").write_text(human)
+    assert cli("label", corpus, "-o", tmp_path / "out", "--model", energy_model_path, "--overwrite") == 1
+    err = capsys.readouterr().err
+    assert f"output {tmp_path / 'out' / 'x.vad.rttm'} exists and vad label did not write it" in err
+    assert "1 labeled, 0 skipped, 1 failed" in err
+    assert (tmp_path / "out" / "x.vad.rttm").read_text() == human
+
+
+def test_ledger_ignores_a_torn_line_and_hand_edits(tmp_path):
+    from vad.apps.label_outputs import OutputLedger
+
+    out = tmp_path / "a.vad.rttm"
+    out.write_text("ours\n")
+    ledger = OutputLedger()
+    assert not ledger.wrote(out)
+    ledger.record(out, hashlib.sha256(b"ours\n").hexdigest())
+    with open(tmp_path / labeling.LEDGER_NAME, "a") as fh:
+        fh.write('{"name": "b.vad.rttm", "sha')  # a crash mid-append
+    fresh = OutputLedger()
+    assert fresh.wrote(out) and not fresh.wrote(tmp_path / "b.vad.rttm")
+    out.write_text("edited by hand\n")
+    assert not OutputLedger().wrote(out)
+
+
+def test_symlink_loop_and_fifo_are_reported_per_file(tmp_path, energy_model_path, capsys):  # noqa: F811
+    """Bug 2: a symlink loop used to abort the batch, a FIFO named x.wav to hang it forever."""
+    import threading
+
+    folder = tmp_path / "in"
+    write_audio(folder / "a.wav")
+    (folder / "loop.wav").symlink_to("loop.wav")
+    (folder / "dirloop").symlink_to(".", target_is_directory=True)
+    fifo = folder / "x.wav"
+    os.mkfifo(fifo)
+
+    def unblock() -> None:  # a reader stuck in open() would wait forever: give it EOF instead
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+
+    guard = threading.Timer(20.0, unblock)
+    guard.daemon = True
+    guard.start()
+    try:
+        assert labeling.audio_duration_s(fifo) == 0.0  # the progress estimate does not block either
+        rc = cli("label", folder, "-o", tmp_path / "out", "--model", energy_model_path, "--jobs", "1")
+    finally:
+        guard.cancel()
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert f"{folder / 'loop.wav'}: cannot be opened (Too many levels of symbolic links)" in err
+    assert f"{fifo}: is a FIFO (named pipe), not an audio file" in err
+    assert "1 labeled, 0 skipped, 2 failed" in err
+    assert_bursts_found(read_labels(tmp_path / "out" / "a.vad.rttm"))
+
+
+def test_outdir_that_is_a_file_is_one_error_before_any_work(tmp_path, energy_model_path, capsys):  # noqa: F811
+    """Bug 8: -o naming a file used to fail every input, one 'File exists' each."""
+    write_audio(tmp_path / "in/a.wav")
+    write_audio(tmp_path / "in/b.wav")
+    target = tmp_path / "labels.txt"
+    target.write_text("not a folder\n")
+    nope = tmp_path / "nope.onnx"  # the model is never read: the output folder is checked first
+    assert cli("label", tmp_path / "in", "-o", target, "--model", nope) == 2
+    assert capsys.readouterr().err == f"vad label: error: output folder {target} is not a folder\n"
+    assert cli("label", tmp_path / "in", "-o", target / "sub", "--model", nope) == 2
+    err = capsys.readouterr().err
+    assert err == f"vad label: error: output folder {target / 'sub'} cannot be created: {target} is not a folder\n"
+    assert target.read_text() == "not a folder\n"
+    with pytest.raises(InvalidInputError, match="is not a folder"):
+        labeling.label_corpus([tmp_path / "in"], target, model=energy_model_path)
+    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["a.wav", "b.wav"]
+
+
+def test_outdir_not_writable_is_one_error_before_any_work(tmp_path, energy_model_path, capsys, monkeypatch):  # noqa: F811
+    from vad.apps import label_outputs
+
+    write_audio(tmp_path / "in/a.wav")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+
+    def refuse(*args, dir=None, **kwargs):
+        if Path(dir) == locked:
+            raise PermissionError(13, "Permission denied")
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    real_mkstemp = label_outputs.tempfile.mkstemp
+    monkeypatch.setattr(label_outputs.tempfile, "mkstemp", refuse)  # root ignores chmod
+    assert cli("label", tmp_path / "in", "-o", locked, "--model", tmp_path / "nope.onnx") == 2
+    assert capsys.readouterr().err == f"vad label: error: output folder {locked} is not writable (Permission denied)\n"
+    assert cli("label", tmp_path / "in", "-o", locked / "new" / "deeper", "--model", tmp_path / "nope.onnx") == 2
+    assert f"output folder {locked / 'new' / 'deeper'} cannot be created: {locked} is not writable" in (
+        capsys.readouterr().err
+    )
+    assert list(locked.iterdir()) == []
+
+
+@pytest.mark.parametrize("bad", [123, None, b"a.wav", ["a.wav"]])
+def test_label_file_rejects_a_non_path_with_the_projects_error(bad, energy_model_path):  # noqa: F811
+    """Bug 8: label_file(123) raised a bare TypeError."""
+    from vad.core.errors import VADError
+
+    with pytest.raises(InvalidInputError, match="path must be a str or os.PathLike") as info:
+        labeling.label_file(bad, model=energy_model_path)
+    assert isinstance(info.value, VADError)
+
+
+# --- long files are read in blocks --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["auto", "onnxruntime"])
+@pytest.mark.parametrize("rate,channels", [(16000, 1), (48000, 2)])
+def test_block_reading_equals_whole_file_labeling(tmp_path, energy_model_path, backend, rate, channels):  # noqa: F811
+    from vad.runtime.engine import StreamingVAD
+    from vad.runtime.model import VADModel
+
+    from vad.apps.label_audio import LoadedModel, label_with
+    from vad.core.audio import load_audio
+
+    mono = speechlike(rate, bursts=((0.3, 1.7), (2.2, 2.25), (3.0, 4.4)), seed=7)
+    path = write_audio(tmp_path / "a.flac", np.stack([mono] * channels, axis=1) if channels > 1 else mono, rate)
+    loaded = LoadedModel(VADModel(energy_model_path, backend=backend))
+    samples, file_rate = load_audio(path)
+    whole = StreamingVAD(loaded.model, sample_rate=file_rate).process_signal(samples)
+    expected = labeling.events_to_segments(whole.events)
+    assert len(expected) == 3
+    for block_s in (0.0123, 0.5, 1.0, None):
+        got = label_with(loaded, path, None, block_s=block_s)
+        np.testing.assert_array_equal(got.probabilities, whole.probabilities)
+        assert list(got.segments) == expected, block_s
+        assert got.duration_s == samples.size / rate
+
+
+def test_labeling_memory_stays_flat_for_a_long_file(tmp_path, energy_model_path):  # noqa: F811
+    import tracemalloc
+
+    from vad.apps.label_audio import LoadedModel, label_with
+
+    minutes = 6
+    path = tmp_path / "long.wav"
+    with sf.SoundFile(path, "w", RATE, 1, subtype="PCM_16") as fh:
+        for i in range(minutes):
+            fh.write(speechlike(length_s=60.0, seed=i))
+    loaded = LoadedModel(energy_model_path)
+    whole_f32_bytes = minutes * 60 * RATE * 4
+    tracemalloc.start()
+    try:
+        result = label_with(loaded, path, None, keep_probabilities=False)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.duration_s == pytest.approx(minutes * 60.0)
+    assert len(result.segments) == 2 * minutes
+    assert peak < whole_f32_bytes / 2, (peak, whole_f32_bytes)  # blocks of 30 s, not the whole file
+
+
+def test_a_worker_elsewhere_writes_the_same_bytes_for_relative_paths(tmp_path, energy_model_path, monkeypatch):  # noqa: F811
+    """What a Ray worker does: relative paths resolved against the driver's folder, shown as given."""
+    from vad.apps.label_jobs import BatchOptions, Job, run_job
+
+    write_audio(tmp_path / "in/a.wav")
+    (tmp_path / "in/bad.wav").write_bytes(b"nope")
+    monkeypatch.chdir(tmp_path)
+    summary = labeling.label_corpus(["in"], "here", "json", model=energy_model_path, jobs=1)
+    assert summary.written == 1 and summary.failed == 1
+    elsewhere = tmp_path / "worker_cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    loaded = labeling.LoadedModel(energy_model_path)
+    opts = BatchOptions("json", False, None)
+    ok = run_job(loaded, Job(0, Path("in/a.wav"), Path("there/a.vad.json")), opts, root=tmp_path)
+    bad = run_job(loaded, Job(1, Path("in/bad.wav"), Path("there/bad.vad.json")), opts, root=tmp_path)
+    assert ok.status == labeling.WRITTEN and ok.output == Path("there/a.vad.json")
+    assert (tmp_path / "there/a.vad.json").read_bytes() == (tmp_path / "here/a.vad.json").read_bytes()
+    assert bad.error == summary.outcomes[1].error == "not a readable audio file (Format not recognised)"
+    assert not (elsewhere / "there").exists()

@@ -84,5 +84,5 @@ def test_installed_wheel_ships_and_finds_the_default_model(tmp_path):
     assert label.returncode == 0, label.stderr
     import json
 
-    result = json.loads((work / "demo.json").read_text())
+    result = json.loads((work / "demo.vad.json").read_text())
     assert result["model"]["name"] and len(result["segments"]) >= 1

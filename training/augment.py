@@ -16,8 +16,9 @@ Label rule (``LabelRule``; frames are the front end's label frames: frame i = sa
    measure a floor in). An absolute floor rejects near-digital silence.
 3. Smoothing (``smooth_labels``), applied to the whole stream's label track once all
    utterances are placed: speech runs shorter than ``min_speech_ms`` (30 ms) are removed
-   (clicks), then non-speech holes of at most ``max_hole_ms`` (250 ms) *between* two speech
-   runs are filled -- human RTTM turns count the short pauses inside a turn as speech.
+   (clicks), then non-speech holes of at most ``max_hole_ms`` (90 ms) *between* two speech
+   runs are filled: targets are tight, a pause of 100 ms or more is non-speech (bridging
+   pauses into turns is the post-processing's job, not the network's).
 4. Reverberated speech: labels come from the dry utterance placed where its direct sound lands
    in the mixture (shifted by the RIR's direct-path delay), and each speech run is extended
    by ``reverb_tail_ms`` (50 ms) for the audible early tail (``extend_runs``).
@@ -42,7 +43,7 @@ class LabelRule:
     max_floor_gap_db: float = 20.0
     absolute_floor_db: float = -75.0
     min_speech_ms: float = 30.0
-    max_hole_ms: float = 250.0
+    max_hole_ms: float = 90.0
     reverb_tail_ms: float = 50.0
 
     def __post_init__(self) -> None:
@@ -208,3 +209,17 @@ def fade(signal: np.ndarray, fade_samples: int) -> np.ndarray:
         out[:n] *= ramp
         out[out.size - n:] *= ramp[::-1]
     return out
+
+
+def slow_gain(rng: np.random.Generator, n_samples: int, sample_rate_hz: int,
+              depth_db_range: tuple[float, float], period_s_range: tuple[float, float]) -> np.ndarray:
+    """An AGC-like gain curve (float32, ``n_samples``): a smooth random walk in dB whose
+    peak-to-peak depth is drawn from ``depth_db_range``, changing over ``period_s_range``."""
+    period_s = float(rng.uniform(*period_s_range))
+    n_knots = max(2, int(np.ceil(n_samples / (period_s * sample_rate_hz))) + 2)
+    knots = np.cumsum(rng.normal(size=n_knots))
+    span = float(np.ptp(knots)) or 1.0
+    knots_db = (knots - knots.mean()) / span * float(rng.uniform(*depth_db_range))
+    t = np.linspace(0.0, n_knots - 1.0, n_samples)
+    curve_db = np.interp(t, np.arange(n_knots), knots_db)
+    return (10.0 ** (curve_db / 20.0)).astype(np.float32)

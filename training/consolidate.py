@@ -45,11 +45,11 @@ from vad.core.atomicfile import atomic_output
 from vad.core.errors import ModelFileError
 from vad.core.features import FeatureSpec
 from vad.core.metrics import roc_auc
+from vad.core.modelmeta import ARCHITECTURE_NAME
 
 CHECKPOINT_FORMAT_VERSION = 1
 FROZEN_KIND = "vad-frozen"
 DYNAMIC_KIND = "vad-dynamic"
-ARCH_NAME = "causal-dwconv-gru"
 EVAL_CHUNK_FRAMES = 3000  # validation sequences run in chunks (state carried) to bound memory
 
 ValData = Sequence[tuple[np.ndarray, np.ndarray]]  # (features [T, F] float32, labels [T] 0/1)
@@ -207,7 +207,7 @@ def frozen_checkpoint(
     return {
         "kind": FROZEN_KIND,
         "format_version": CHECKPOINT_FORMAT_VERSION,
-        "arch_name": ARCH_NAME,
+        "arch_name": ARCHITECTURE_NAME,
         "arch": arch.to_dict(),
         "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
         "feature_spec": spec.to_dict(),
@@ -259,7 +259,7 @@ def metadata_fields(info: dict[str, Any]) -> dict[str, Any]:
     return {
         "feature_spec": FeatureSpec.from_dict(info["feature_spec"]),
         "architecture": {
-            "name": info.get("arch_name", ARCH_NAME),
+            "name": info.get("arch_name", ARCHITECTURE_NAME),
             "widths": dict(info["widths"]),
             **{k: v for k, v in info["arch"].items() if k not in ("input_width", "conv_width", "gru_width")},
         },

@@ -61,7 +61,7 @@ import math
 
 import torch
 from torch import nn
-from vad.training.model import ArchConfig, FrozenVAD, add_layers, flops_per_frame
+from vad.training.model import ArchConfig, FrozenVAD, add_layers, flops_per_frame, slice_channels
 
 EPS_L = 1e-3
 SIGMA_MOMENTUM = 0.05
@@ -267,27 +267,4 @@ def slice_into_frozen(model: DynamicVAD, widths: dict[str, int]) -> FrozenVAD:
 
     The result computes exactly what ``model`` computes in eval mode with those widths.
     """
-    a = model.arch
-    c1, c2, h = int(widths["input"]), int(widths["conv"]), int(widths["gru"])
-    arch = ArchConfig(
-        n_features=a.n_features, input_width=c1, conv_width=c2, gru_width=h, conv_kernel_frames=a.conv_kernel_frames
-    )
-    frozen = FrozenVAD(arch)
-    src = model
-    gate_rows = torch.cat([torch.arange(h) + i * a.gru_width for i in range(3)])  # r, z, n blocks
-    with torch.no_grad():
-        frozen.feat_mean.copy_(src.feat_mean)
-        frozen.feat_std.copy_(src.feat_std)
-        frozen.inp.weight.copy_(src.inp.weight[:c1])
-        frozen.inp.bias.copy_(src.inp.bias[:c1])
-        frozen.dw.weight.copy_(src.dw.weight[:c1])
-        frozen.dw.bias.copy_(src.dw.bias[:c1])
-        frozen.pw.weight.copy_(src.pw.weight[:c2, :c1])
-        frozen.pw.bias.copy_(src.pw.bias[:c2])
-        frozen.gru.weight_ih_l0.copy_(src.gru.weight_ih_l0[gate_rows][:, :c2])
-        frozen.gru.weight_hh_l0.copy_(src.gru.weight_hh_l0[gate_rows][:, :h])
-        frozen.gru.bias_ih_l0.copy_(src.gru.bias_ih_l0[gate_rows])
-        frozen.gru.bias_hh_l0.copy_(src.gru.bias_hh_l0[gate_rows])
-        frozen.out.weight.copy_(src.out.weight[:, :h])
-        frozen.out.bias.copy_(src.out.bias)
-    return frozen
+    return slice_channels(model, {name: torch.arange(int(widths[name])) for name in WIDTH_NAMES})

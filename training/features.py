@@ -16,7 +16,15 @@ import numpy as np
 import torch
 
 from vad.core.errors import InvalidInputError
-from vad.core.features import FeatureSpec, hann_window, mel_filterbank
+from vad.core.features import (
+    MAX_FLOAT_SAMPLE_MAGNITUDE,
+    PCM_FULL_SCALE,
+    FeatureSpec,
+    bad_sample_reason,
+    hann_window,
+    mel_filterbank,
+    pcm_scale,
+)
 
 
 @functools.lru_cache(maxsize=16)
@@ -26,26 +34,30 @@ def _spec_tables(spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _as_float64(signal: torch.Tensor) -> torch.Tensor:
+    """float64 samples at full scale +-1.0 under the sample contract of ``vad.core.features``."""
     if signal.dtype.is_floating_point:
         x = signal.to(torch.float64)
-        if not bool(torch.isfinite(x).all()):
-            flat = torch.nonzero(~torch.isfinite(x.reshape(-1)))[0, 0].item()
-            index = np.unravel_index(flat, tuple(x.shape))
-            raise InvalidInputError(
-                f"signal has a non-finite value ({x.reshape(-1)[flat].item()}) at index {tuple(int(i) for i in index)}"
-            )
+        bad = ~(x.abs() <= MAX_FLOAT_SAMPLE_MAGNITUDE)  # NaN/inf or too loud
+        if bool(bad.any()):
+            flat = torch.nonzero(bad.reshape(-1))[0, 0].item()
+            index = tuple(int(i) for i in np.unravel_index(flat, tuple(x.shape)))
+            raise InvalidInputError(f"signal has {bad_sample_reason(x.reshape(-1)[flat].item(), index)}")
         return x
-    if signal.dtype in (torch.int8, torch.int16, torch.int32, torch.int64):
-        return signal.to(torch.float64) / float(-torch.iinfo(signal.dtype).min)
-    raise InvalidInputError(f"signal must be float or signed integer PCM, got dtype {signal.dtype}")
+    try:
+        np_dtype = torch.empty(0, dtype=signal.dtype).numpy().dtype
+    except (TypeError, RuntimeError):  # no numpy twin (e.g. complex32, quantised): not samples
+        raise InvalidInputError(f"signal must be float, int16 or int32 PCM, got dtype {signal.dtype}") from None
+    if np_dtype not in PCM_FULL_SCALE:  # rejected: the message looks at the values to say how to convert
+        pcm_scale(signal.cpu().numpy(), "signal")
+    return signal.to(torch.float64) * pcm_scale(np_dtype, "signal")
 
 
 def logmel_torch(signal: torch.Tensor, spec: FeatureSpec | None = None) -> torch.Tensor:
     """Log-mel features of a batch of mono signals at spec.sample_rate_hz.
 
     Args:
-        signal: [B, N] or [N] tensor, float in [-1, 1] or signed integer PCM (int16 is scaled
-            by 1/32768, like the reference), on any device.
+        signal: [B, N] or [N] tensor, float in [-1, 1] or int16/int32 PCM (scaled by 1/2**15,
+            1/2**31, like the reference; other dtypes are rejected), on any device.
         spec: the feature spec (default FeatureSpec()).
 
     Returns:

@@ -123,7 +123,7 @@ class FrozenVAD(nn.Module):
         x = (features - self.feat_mean) / self.feat_std
         x = torch.relu(self.inp(x))  # [B, T, c1]
         ctx = torch.cat([state_conv, x], dim=1)  # [B, k-1+T, c1]
-        new_conv = ctx[:, ctx.shape[1] - (self.arch.conv_kernel_frames - 1):, :]
+        new_conv = ctx[:, 1 - self.arch.conv_kernel_frames :, :]  # the last k-1 frames (a constant ONNX Slice)
         y = self.dw(ctx.transpose(1, 2)).transpose(1, 2)  # [B, T, c1]
         z = torch.relu(self.pw(y))
         g, hn = self.gru(z, state_gru.unsqueeze(0))
@@ -135,3 +135,35 @@ class FrozenVAD(nn.Module):
 
     def flops_per_second(self, frames_per_second: float) -> float:
         return network_flops_per_second(self.arch, frames_per_second)
+
+
+def slice_channels(src: nn.Module, keep: dict[str, torch.Tensor]) -> FrozenVAD:
+    """A FrozenVAD holding channels ``keep["input"]``, ``keep["conv"]``, ``keep["gru"]`` (1-D
+    index tensors, ascending) of ``src``'s layers.
+
+    ``src`` is a FrozenVAD or a ``training.dynamic.DynamicVAD`` (same layers, ``add_layers``).
+    The one slicing of this network: consolidation keeps the first n channels of each layer
+    (``training.dynamic.slice_into_frozen``), the pruning baseline the n of largest magnitude
+    (``training.report.magnitude_prune``). A GRU unit is its rows in all three gate blocks.
+    """
+    a = src.arch
+    keep_in, keep_conv, keep_gru = (torch.as_tensor(keep[n], dtype=torch.long) for n in ("input", "conv", "gru"))
+    frozen = FrozenVAD(ArchConfig(a.n_features, int(keep_in.numel()), int(keep_conv.numel()), int(keep_gru.numel()),
+                                  a.conv_kernel_frames))
+    gate_rows = torch.cat([keep_gru + i * a.gru_width for i in range(3)])  # r, z, n blocks
+    with torch.no_grad():
+        frozen.feat_mean.copy_(src.feat_mean)
+        frozen.feat_std.copy_(src.feat_std)
+        frozen.inp.weight.copy_(src.inp.weight[keep_in])
+        frozen.inp.bias.copy_(src.inp.bias[keep_in])
+        frozen.dw.weight.copy_(src.dw.weight[keep_in])
+        frozen.dw.bias.copy_(src.dw.bias[keep_in])
+        frozen.pw.weight.copy_(src.pw.weight[keep_conv][:, keep_in])
+        frozen.pw.bias.copy_(src.pw.bias[keep_conv])
+        frozen.gru.weight_ih_l0.copy_(src.gru.weight_ih_l0[gate_rows][:, keep_conv])
+        frozen.gru.weight_hh_l0.copy_(src.gru.weight_hh_l0[gate_rows][:, keep_gru])
+        frozen.gru.bias_ih_l0.copy_(src.gru.bias_ih_l0[gate_rows])
+        frozen.gru.bias_hh_l0.copy_(src.gru.bias_hh_l0[gate_rows])
+        frozen.out.weight.copy_(src.out.weight[:, keep_gru])
+        frozen.out.bias.copy_(src.out.bias)
+    return frozen

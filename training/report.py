@@ -48,12 +48,12 @@ from vad.training.consolidate import (
     load_consolidated,
     predict,
 )
-from vad.training.model import ArchConfig, FrozenVAD
+from vad.training.model import ArchConfig, FrozenVAD, slice_channels
 
 from vad.core.features import FeatureSpec, logmel
 from vad.core.metrics import roc_auc
+from vad.core.modelmeta import MFLOP
 
-MFLOP = 1e6
 DEFAULT_DEV_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dev"
 FALSE_ALARM_THRESHOLD = 0.5
 FROM_SCRATCH_LR = 3e-3
@@ -114,28 +114,9 @@ def magnitude_prune(model: FrozenVAD, widths: dict[str, int]) -> FrozenVAD:
         gates_ih = model.gru.weight_ih_l0.abs().reshape(3, h, c2).sum((0, 2))
         gates_hh = model.gru.weight_hh_l0.abs().reshape(3, h, h).sum((0, 2))
         imp_gru = gates_ih + gates_hh
-    keep_in = torch.sort(torch.argsort(imp_in, descending=True)[: widths["input"]]).values
-    keep_conv = torch.sort(torch.argsort(imp_conv, descending=True)[: widths["conv"]]).values
-    keep_gru = torch.sort(torch.argsort(imp_gru, descending=True)[: widths["gru"]]).values
-    rows = torch.cat([keep_gru + i * h for i in range(3)])
-    pruned = FrozenVAD(ArchConfig(model.arch.n_features, widths["input"], widths["conv"], widths["gru"],
-                                  model.arch.conv_kernel_frames))
-    with torch.no_grad():
-        pruned.feat_mean.copy_(model.feat_mean)
-        pruned.feat_std.copy_(model.feat_std)
-        pruned.inp.weight.copy_(model.inp.weight[keep_in])
-        pruned.inp.bias.copy_(model.inp.bias[keep_in])
-        pruned.dw.weight.copy_(model.dw.weight[keep_in])
-        pruned.dw.bias.copy_(model.dw.bias[keep_in])
-        pruned.pw.weight.copy_(model.pw.weight[keep_conv][:, keep_in])
-        pruned.pw.bias.copy_(model.pw.bias[keep_conv])
-        pruned.gru.weight_ih_l0.copy_(model.gru.weight_ih_l0[rows][:, keep_conv])
-        pruned.gru.weight_hh_l0.copy_(model.gru.weight_hh_l0[rows][:, keep_gru])
-        pruned.gru.bias_ih_l0.copy_(model.gru.bias_ih_l0[rows])
-        pruned.gru.bias_hh_l0.copy_(model.gru.bias_hh_l0[rows])
-        pruned.out.weight.copy_(model.out.weight[:, keep_gru])
-        pruned.out.bias.copy_(model.out.bias)
-    return pruned
+    importance = {"input": imp_in, "conv": imp_conv, "gru": imp_gru}
+    keep = {n: torch.sort(torch.argsort(imp, descending=True)[: widths[n]]).values for n, imp in importance.items()}
+    return slice_channels(model, keep)
 
 
 def _fresh(arch: ArchConfig, streams, seed: int) -> FrozenVAD:

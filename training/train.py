@@ -60,8 +60,7 @@ from vad.training.model import ArchConfig, FrozenVAD
 
 from vad.core.errors import InvalidInputError, VADError
 from vad.core.features import FeatureSpec
-
-MFLOP = 1e6
+from vad.core.modelmeta import MFLOP
 
 
 class TargetNotMetError(VADError, RuntimeError):
@@ -105,8 +104,8 @@ class TrainConfig:
     gru_width: int = 48
     min_width: int = 1
     conv_kernel_frames: int = 4
-    batch_size: int = 64
-    window_frames: int = 256
+    batch_size: int = 32
+    window_frames: int = 512
     lr: float = 3e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 100
@@ -418,7 +417,10 @@ def train(
 #   25 % music/noise-only streams, SNR -5..30 dB: 0.839 / 30 %  (step 1600; older data.py)
 #   45 %, SNR 0..30 dB:                          0.955 / 1.4 % (step 2200)
 #   60 %, SNR 0..30 dB:                          0.980 / 0.005 % (step 1600)
-RECIPE_STREAM_OPTIONS: dict[str, Any] = {"nonspeech_stream_prob": 0.6, "snr_db_range": [0.0, 30.0]}
+#   (v3, issue 10) the recipe's choices are now StreamOptions' own defaults (tight labels,
+#   30 % non-speech streams, SNR mostly 0-15 dB, levels to -50 dBFS, babble, clipping, AGC)
+#   plus FeatureAugment at batch time: see models/README.md for what was measured on what.
+RECIPE_STREAM_OPTIONS: dict[str, Any] = {}
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
@@ -429,6 +431,9 @@ class DataConfig:
         minutes_train / minutes_val: minutes of synthesised training / validation streams.
         stream_options: overrides of ``training.data.StreamOptions`` fields (the recipe's
             choices; JSON-able values, tuples as lists).
+        teacher_weight: distillation: targets are (1 - w) * label + w * teacher probability
+            (the cache then also holds the teacher's scores; the caller supplies the teacher).
+        feature_augment: draw ``training.data.FeatureAugment`` on every training window.
     """
 
     speech_dirs: tuple[str, ...]
@@ -437,6 +442,8 @@ class DataConfig:
     minutes_train: float = 240.0
     minutes_val: float = 20.0
     stream_options: dict[str, Any] = dataclasses.field(default_factory=lambda: dict(RECIPE_STREAM_OPTIONS))
+    teacher_weight: float = 0.0
+    feature_augment: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
@@ -448,18 +455,26 @@ class DataConfig:
 
 
 def prepare_data(
-    data: DataConfig, cache_dir: str | Path, seed: int, window_frames: int, log: Callable[[str], None] = print
+    data: DataConfig, cache_dir: str | Path, seed: int, window_frames: int, log: Callable[[str], None] = print,
+    teacher: Callable[[], Any] | None = None,
 ):
-    """Build (or reuse) the feature cache; returns (train CachedStreams, val sequences, seconds taken)."""
-    from vad.training.data import CachedStreams, build_cache
+    """Build (or reuse) the feature cache; returns (train CachedStreams, val sequences, seconds taken).
+    ``teacher`` (needed when ``data.teacher_weight > 0``) makes the frame scorer whose
+    probabilities the cache stores for distillation (``training.data.build_cache``); a cache
+    built with a teacher can also serve runs with ``teacher_weight`` 0 (pass the same teacher)."""
+    from vad.training.data import CachedStreams, FeatureAugment, build_cache
 
+    if data.teacher_weight > 0 and teacher is None:
+        raise InvalidInputError(f"teacher_weight={data.teacher_weight}: no teacher given to score the mixtures")
     t0 = time.monotonic()
     build_cache(
         list(data.speech_dirs), list(data.noise_dirs), list(data.rir_dirs) or None, cache_dir,
         minutes_train=data.minutes_train, minutes_val=data.minutes_val, seed=seed, options=data.options(),
-        progress=log,
+        progress=log, teacher=teacher,
     )
-    streams = CachedStreams(cache_dir, "train", window_frames=window_frames, seed=seed)
+    streams = CachedStreams(cache_dir, "train", window_frames=window_frames, seed=seed,
+                            teacher_weight=data.teacher_weight,
+                            feature_augment=FeatureAugment() if data.feature_augment else None)
     val = list(CachedStreams(cache_dir, "val", window_frames=1, seed=seed).iter_streams())
     return streams, val, time.monotonic() - t0
 
@@ -489,6 +504,7 @@ def run(
     resume_path: str | Path | None = None,
     log: Callable[[str], None] = print,
     cache_dir: str | Path | None = None,
+    teacher: Callable[[], Any] | None = None,
 ) -> tuple[SearchResult, Path]:
     """The whole recipe: cache -> search -> consolidation -> fine-tuning.
 
@@ -513,7 +529,7 @@ def run(
     spec = FeatureSpec()
     check_budget(config, spec.n_mels, spec.frames_per_second)
     cache_dir = Path(cache_dir) if cache_dir is not None else work_dir / "cache"
-    streams, val, prep_s = prepare_data(data, cache_dir, config.seed, config.window_frames, log)
+    streams, val, prep_s = prepare_data(data, cache_dir, config.seed, config.window_frames, log, teacher=teacher)
     spec = streams.spec
     log(f"data ready in {prep_s:.0f} s: {streams.n_frames / 360000:.2f} h train, "
         f"{sum(len(y) for _x, y in val) / 360000:.2f} h validation (speech fraction {streams.speech_fraction:.2f})")

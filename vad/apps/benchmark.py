@@ -139,14 +139,16 @@ def _load_ours(model: str | None, backend: str | None, block_frames: int | None)
 
 
 def _model_fields(vad_model, stream) -> dict:
+    from vad.core.modelmeta import MFLOP
+
     meta = vad_model.metadata
     return {
         "model": str(vad_model.path),
         "backend": vad_model.backend,
         "block_frames": stream.block_frames,
         "algorithmic_latency_ms": stream.latency_ms,
-        "network_mflops_per_s": meta.network_flops_per_second / 1e6,
-        "total_mflops_per_s": meta.total_flops_per_second / 1e6,
+        "network_mflops_per_s": meta.network_flops_per_second / MFLOP,
+        "total_mflops_per_s": meta.total_flops_per_second / MFLOP,
         "parameters": meta.parameters,
         "file_kb": vad_model.path.stat().st_size / 1024.0,
     }

@@ -4,7 +4,9 @@
   libsndfile reads (via soundfile), any sample format (int16/int32/float), any channel count
   (mixed down by averaging the channels), and resamples with soxr when a target rate is given.
   Missing, empty, truncated, unreadable and non-audio files raise ``AudioFileError`` naming
-  the file and the reason.
+  the file and the reason; so does a float file with a sample outside the sample contract of
+  ``vad.core.features`` (non-finite, or beyond ``MAX_FLOAT_SAMPLE_MAGNITUDE``), naming the
+  sample and its time in the file.
 * ``resample(signal, in_rate_hz, out_rate_hz)`` resamples a whole signal.
 * ``StreamResampler`` resamples a live stream chunk by chunk (soxr's stream API).
 
@@ -22,6 +24,8 @@ from __future__ import annotations
 
 import os
 import re
+import stat
+from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any
 
@@ -30,7 +34,13 @@ import soundfile
 import soxr
 
 from vad.core.errors import AudioFileError, InvalidInputError, StreamStateError
-from vad.core.features import as_float64_samples
+from vad.core.features import (
+    MAX_FLOAT_SAMPLE_MAGNITUDE,
+    as_float64_samples,
+    bad_sample_reason,
+    bad_sample_value,
+    first_bad_sample,
+)
 
 RESAMPLE_QUALITY = "HQ"  # soxr "high quality" (the data bundle used "VHQ"; HQ differs by < -100 dB)
 
@@ -39,6 +49,7 @@ _PLACEHOLDER_DATA_BYTES = {0, 0xFFFFFFFF, 0x7FFFFFFF, 0xFFFFFFFF - 1}
 _DECLARED_SIZE = re.compile(r"data\s*:\s*(\d+)\s*\(should be (\d+)\)")
 _MP3_FRAME_COUNT_SLACK = 0.01
 _EARLY_END_MARKERS = ("ended unexpectedly", "unexpected end of file")
+_WHOLE_FILE_BLOCK_FRAMES = 1 << 20  # load_audio reads whole files through AudioReader in blocks this long
 
 
 def _check_rate(value: Any, name: str) -> int:
@@ -57,7 +68,15 @@ def resample(signal: np.ndarray, in_rate_hz: int, out_rate_hz: int) -> np.ndarra
     if in_rate_hz == out_rate_hz or x.size == 0:
         n_out = x.size if in_rate_hz == out_rate_hz else 0
         return x[:n_out].astype(np.float32)
-    return soxr.resample(x, in_rate_hz, out_rate_hz, quality=RESAMPLE_QUALITY).astype(np.float32)
+    return _resampled_output(soxr.resample(x, in_rate_hz, out_rate_hz, quality=RESAMPLE_QUALITY))
+
+
+def _resampled_output(y: np.ndarray) -> np.ndarray:
+    """float32 resampler output, clipped to +-MAX_FLOAT_SAMPLE_MAGNITUDE: the filter can overshoot
+    an accepted input near that bound, and what the resampler hands on must be accepted too."""
+    out = y.astype(np.float32)
+    np.minimum(out, MAX_FLOAT_SAMPLE_MAGNITUDE, out=out)  # two in-place ufuncs: np.clip costs
+    return np.maximum(out, -MAX_FLOAT_SAMPLE_MAGNITUDE, out=out)  # a few us more per live chunk
 
 
 def _fail(path: Any, reason: str) -> AudioFileError:
@@ -87,10 +106,25 @@ def _truncation(info: str, frames_declared: int, frames_read: int, is_mp3: bool)
     return None
 
 
-def _read_file(path: Any, allow_empty: bool = False) -> tuple[np.ndarray, int]:
-    """Read all frames as float64 [n, channels] and the rate, or raise AudioFileError."""
+def _nonblocking(path: Any, flags: int) -> int:
+    """``open`` opener: never block (opening a FIFO for reading would wait for a writer forever)."""
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
+
+
+def _open_regular(path: Any):
+    """Open a regular, non-empty file for binary reading, or raise AudioFileError."""
     try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed below; gives clean OS error reasons
+        handle = open(path, "rb", opener=_nonblocking)  # noqa: SIM115 - the caller closes it
     except FileNotFoundError:
         raise _fail(path, "no such file") from None
     except IsADirectoryError:
@@ -99,35 +133,96 @@ def _read_file(path: Any, allow_empty: bool = False) -> tuple[np.ndarray, int]:
         raise _fail(path, "permission denied") from None
     except OSError as exc:
         raise _fail(path, f"cannot be opened ({exc.strerror or exc})") from exc
-    with handle:
-        if os.fstat(handle.fileno()).st_size == 0:
-            raise _fail(path, "empty file (0 bytes)")
+    st = os.fstat(handle.fileno())
+    why = None
+    if stat.S_ISDIR(st.st_mode):
+        why = "is a directory, not an audio file"
+    elif not stat.S_ISREG(st.st_mode):
+        why = f"is {_kind(st.st_mode)}, not an audio file"
+    elif st.st_size == 0:
+        why = "empty file (0 bytes)"
+    if why:
+        handle.close()
+        raise _fail(path, why)
+    return handle
+
+
+class AudioReader:
+    """An audio file opened for reading block by block, so memory stays flat whatever its length.
+
+    >>> with AudioReader("long.flac") as reader:
+    ...     for block in reader.blocks(30 * reader.rate_hz):   # float64 mono, channels averaged
+    ...         ...
+
+    Opening raises ``AudioFileError`` for what the header shows (missing, not a regular file,
+    0 bytes, not audio, invalid rate); ``blocks`` raises it for corrupt data, non-finite samples
+    (with their position) and, at the end, truncation and (unless ``allow_empty``) no samples.
+    ``load_audio`` reads through this class, so both paths give the same samples and errors.
+
+    Attributes:
+        path, rate_hz, channels, frames_declared (from the header; an estimate for some MP3s),
+        frames_read (samples per channel decoded so far).
+    """
+
+    def __init__(self, path: str | os.PathLike, allow_empty: bool = False) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise InvalidInputError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        self.path = path
+        self._allow_empty = allow_empty
+        self._handle = _open_regular(path)
         try:
-            with soundfile.SoundFile(handle) as sound:
-                frames_declared = sound.frames
-                rate = sound.samplerate
-                info = sound.extra_info
-                is_mp3 = sound.format == "MP3"
-                try:
-                    data = sound.read(dtype="float64", always_2d=True)
-                except (soundfile.SoundFileError, RuntimeError) as exc:
-                    raise _fail(path, f"truncated or corrupt audio data ({_libsndfile_reason(exc)})") from exc
-        except AudioFileError:
-            raise
+            self._sound = soundfile.SoundFile(self._handle)
         except (soundfile.SoundFileError, RuntimeError, TypeError, ValueError) as exc:
+            self._handle.close()
             raise _fail(path, f"not a readable audio file ({_libsndfile_reason(exc)})") from exc
         except OSError as exc:
+            self._handle.close()
             raise _fail(path, f"read error ({exc})") from exc
-    why = _truncation(info, frames_declared, data.shape[0], is_mp3)
-    if why:
-        raise _fail(path, why)
-    if rate <= 0:
-        raise _fail(path, f"declares an invalid sample rate ({rate} Hz)")
-    if data.shape[0] == 0 and not allow_empty:
-        raise _fail(path, "contains no audio samples (empty)")
-    if not np.isfinite(data).all():
-        raise _fail(path, "contains non-finite (NaN or infinite) samples")
-    return data, int(rate)
+        self.rate_hz = int(self._sound.samplerate)
+        self.channels = int(self._sound.channels)
+        self.frames_declared = int(self._sound.frames)
+        self.frames_read = 0
+        self._info = self._sound.extra_info
+        self._is_mp3 = self._sound.format == "MP3"
+        if self.rate_hz <= 0:
+            self.close()
+            raise _fail(path, f"declares an invalid sample rate ({self.rate_hz} Hz)")
+
+    def blocks(self, block_frames: int) -> Iterator[np.ndarray]:
+        """Yield the rest of the file as float64 mono blocks of ``block_frames`` samples (the last shorter)."""
+        if isinstance(block_frames, bool) or not isinstance(block_frames, (int, np.integer)) or block_frames < 1:
+            raise InvalidInputError(f"block_frames={block_frames!r}: must be an integer >= 1")
+        path = self.path
+        while True:
+            try:
+                data = self._sound.read(int(block_frames), dtype="float64", always_2d=True)
+            except (soundfile.SoundFileError, RuntimeError) as exc:
+                raise _fail(path, f"truncated or corrupt audio data ({_libsndfile_reason(exc)})") from exc
+            except OSError as exc:
+                raise _fail(path, f"read error ({exc})") from exc
+            if data.shape[0] == 0:
+                break
+            bad = first_bad_sample(data)
+            if bad is not None:
+                at = self.frames_read + bad
+                raise _fail(path, f"contains {bad_sample_reason(bad_sample_value(data, bad), at, self.rate_hz)}")
+            self.frames_read += data.shape[0]
+            yield data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)
+        why = _truncation(self._info, self.frames_declared, self.frames_read, self._is_mp3)
+        if why:
+            raise _fail(path, why)
+        if self.frames_read == 0 and not self._allow_empty:
+            raise _fail(path, "contains no audio samples (empty)")
+
+    def close(self) -> None:
+        self._sound.close()
+        self._handle.close()
+
+    def __enter__(self) -> AudioReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def load_audio(
@@ -145,21 +240,24 @@ def load_audio(
         (samples, rate_hz): float32 1-D array (channels averaged) and its sample rate.
 
     Raises:
-        AudioFileError: the file is missing, a directory, unreadable, empty, truncated or not audio.
+        AudioFileError: the file is missing, a directory, unreadable, empty, truncated, not audio,
+            or holds a rejected sample (the message gives its position: sample and seconds).
         InvalidInputError: path or target_rate_hz has the wrong type or value.
     """
     if not isinstance(path, (str, os.PathLike)):
         raise InvalidInputError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     if target_rate_hz is not None:
         target_rate_hz = _check_rate(target_rate_hz, "target_rate_hz")
-    data, rate = _read_file(path, allow_empty)
-    mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)
+    with AudioReader(path, allow_empty) as reader:
+        rate = reader.rate_hz
+        parts = list(reader.blocks(_WHOLE_FILE_BLOCK_FRAMES))
+    mono = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float64)
     if target_rate_hz is None or target_rate_hz == rate:
         return mono.astype(np.float32), rate
     if mono.size == 0:
         return np.zeros(0, dtype=np.float32), target_rate_hz
     resampled = soxr.resample(mono, rate, target_rate_hz, quality=RESAMPLE_QUALITY)
-    return resampled.astype(np.float32), target_rate_hz
+    return _resampled_output(resampled), target_rate_hz
 
 
 class StreamResampler:
@@ -217,7 +315,11 @@ class StreamResampler:
         return Fraction(int(output_index)) * self._ratio
 
     def process(self, chunk: np.ndarray) -> np.ndarray:
-        """Feed one chunk (1-D float or signed-integer PCM, any length); return new float32 output."""
+        """Feed one chunk (1-D float, int16 or int32 PCM, any length); return new float32 output.
+
+        A rejected chunk (``vad.core.features``' sample contract) raises InvalidInputError and
+        leaves the stream as it was.
+        """
         if self._flushed:
             raise StreamStateError("StreamResampler.process() after flush(); call reset() to start a new stream")
         x = as_float64_samples(chunk, "chunk")
@@ -225,7 +327,7 @@ class StreamResampler:
         if self._stream is None:
             out = x.astype(np.float32)
         else:
-            out = self._stream.resample_chunk(x, last=False).astype(np.float32)
+            out = _resampled_output(self._stream.resample_chunk(x, last=False))
         self.samples_out += out.size
         return out
 
@@ -236,6 +338,6 @@ class StreamResampler:
         self._flushed = True
         if self._stream is None:
             return np.zeros(0, dtype=np.float32)
-        out = self._stream.resample_chunk(np.zeros(0, dtype=np.float64), last=True).astype(np.float32)
+        out = _resampled_output(self._stream.resample_chunk(np.zeros(0, dtype=np.float64), last=True))
         self.samples_out += out.size
         return out

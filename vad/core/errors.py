@@ -54,3 +54,17 @@ def require(module: str, extra: str, purpose: str):
             f"{purpose} needs the optional dependency '{module}', which is not installed: "
             f"pip install 'learned-width-vad[{extra}]'"
         ) from exc
+
+
+# Import names of what each optional extra of pyproject.toml installs (tests/test_cli.py checks
+# that they agree), for commands that need the whole extra before they start any work.
+EXTRA_MODULES = {
+    "train": ("torch", "scipy", "pyroomacoustics", "onnx"),
+    "plot": ("matplotlib",),
+}
+
+
+def require_extra(extra: str, purpose: str) -> None:
+    """Raise MissingDependencyError naming ``extra`` unless every module it installs imports."""
+    for module in EXTRA_MODULES[extra]:
+        require(module, extra, purpose)

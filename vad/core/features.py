@@ -24,7 +24,6 @@ Per-band normalisation (mean/std) is part of each trained network, not of the fr
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 from typing import Any
@@ -209,36 +208,122 @@ def hann_window(spec: FeatureSpec) -> np.ndarray:
     return 0.5 - 0.5 * np.cos(2.0 * np.pi * n / spec.win_length_samples)
 
 
-@functools.cache
-def pcm_scale(dtype: np.dtype) -> float:
-    """Factor that maps signed integer PCM of ``dtype`` to [-1, 1) (1.0 for floats).
+# --- the sample contract: what every front end, the resampler and the engine accept ------------
+#
+# * float (float16/32/64): full scale is +-1.0; samples up to MAX_FLOAT_SAMPLE_MAGNITUDE
+#   (FLOAT_HEADROOM_DB above full scale) are accepted as they are; louder or non-finite ones are
+#   rejected before anything is consumed. Louder is not float audio (integer PCM stored as float?)
+#   and it overflows soxr's single-precision filter state, which then stays NaN for the stream.
+# * int16: 16-bit PCM, scaled by 1/2**15; int32: 32-bit PCM, scaled by 1/2**31.
+# * any other dtype (int8, int64, unsigned, bool, complex, ...) is rejected with a message that
+#   says how to convert it: ``np.array(list_of_ints)`` gives int64 even for 16-bit values, and
+#   guessing its scale would silently turn speech into silence.
 
-    int16 -> 1/32768, int32 -> 1/2**31: the one scaling rule of every front end.
+PCM_FULL_SCALE = {np.dtype(np.int16): 2.0**15, np.dtype(np.int32): 2.0**31}
+FLOAT_HEADROOM_DB = 60.0
+MAX_FLOAT_SAMPLE_MAGNITUDE = 10.0 ** (FLOAT_HEADROOM_DB / 20.0)
+_INT16_MIN, _INT16_MAX = -(2**15), 2**15 - 1
+
+
+def _unsupported_dtype(dtype: np.dtype, values: np.ndarray | None, name: str) -> InvalidInputError:
+    what = (f"{name} has dtype {dtype}; samples must be float (full scale +-1.0), int16 (16-bit PCM) "
+            "or int32 (32-bit PCM)")
+    if dtype.kind not in "iu":
+        return InvalidInputError(what)
+    if dtype.itemsize == 1:
+        hint = ("if it is 8-bit PCM, pass (x.astype(np.float32) - 128) / 128 (unsigned, as in WAV)"
+                if dtype.kind == "u" else "if it is 8-bit PCM, pass x.astype(np.float32) / 128")
+    elif values is not None and (
+        values.size == 0 or (int(values.min()) >= _INT16_MIN and int(values.max()) <= _INT16_MAX)
+    ):
+        hint = "its values fit 16-bit PCM: pass x.astype(np.int16)"
+    else:
+        hint = ("pass x.astype(np.int16) if its values are 16-bit PCM, else float samples in [-1, 1]: "
+                "x / 2**(bits - 1) for signed bits-bit PCM (e.g. x / 2**23 for 24-bit)")
+    return InvalidInputError(f"{what}: {hint}")
+
+
+def pcm_scale(samples: np.ndarray | np.dtype, name: str = "samples") -> float:
+    """Factor that maps samples of this dtype to full scale +-1.0: 1.0 for float, 1/2**15 for
+    int16, 1/2**31 for int32 (the one scaling rule of every front end).
+
+    ``samples`` is the array (then a rejection looks at its values to say how to convert it)
+    or just its dtype. Raises InvalidInputError naming ``name`` for any other dtype.
     """
-    dtype = np.dtype(dtype)
-    return 1.0 / float(-np.iinfo(dtype).min) if dtype.kind == "i" else 1.0
+    values = samples if isinstance(samples, np.ndarray) else None
+    dtype = samples.dtype if values is not None else np.dtype(samples)
+    if dtype.kind == "f":
+        return 1.0
+    full_scale = PCM_FULL_SCALE.get(dtype)
+    if full_scale is None:
+        raise _unsupported_dtype(dtype, values, name)
+    return 1.0 / full_scale
 
 
-def as_float64_samples(signal: Any, name: str = "signal") -> np.ndarray:
-    """Validated 1-D float64 samples; signed integer PCM scaled by ``pcm_scale``.
+def check_sample_array(signal: Any, name: str = "samples") -> float:
+    """Check that ``signal`` is a 1-D array of a supported sample dtype; return its ``pcm_scale``.
 
-    Raises InvalidInputError naming ``name`` for a non-array, a wrong shape or dtype, or a
-    non-finite sample (with its index).
+    Values are not looked at (see ``first_bad_sample``).
     """
     if not isinstance(signal, np.ndarray):
         raise InvalidInputError(f"{name} must be a 1-D numpy array, got {type(signal).__name__}")
     if signal.ndim != 1:
-        raise InvalidInputError(f"{name} must be 1-D (mono samples), got shape {signal.shape}")
-    if signal.dtype.kind == "i":
-        return signal.astype(np.float64) * pcm_scale(signal.dtype)
+        raise InvalidInputError(f"{name} must be 1-D (mono samples), got shape {signal.shape}; downmix first")
+    return pcm_scale(signal, name)
+
+
+def first_bad_sample(samples: np.ndarray) -> int | None:
+    """Index of the first float sample that is non-finite or beyond +-MAX_FLOAT_SAMPLE_MAGNITUDE.
+
+    ``samples`` is [n] or [n, channels] (then the frame index); None when all are fine.
+    """
+    ok = np.abs(samples) <= MAX_FLOAT_SAMPLE_MAGNITUDE  # False for NaN too
+    if ok.ndim == 2:
+        ok = ok.all(axis=1)
+    if ok.all():
+        return None
+    return int(np.argmin(ok))
+
+
+def bad_sample_reason(value: float, index: int | tuple[int, ...], rate_hz: int | None = None) -> str:
+    """Why sample ``value`` is rejected and where: 'a non-finite value (nan) at index 3', or at
+    'sample 3 (0.000 s)' when ``rate_hz`` is given (a position in a file or a whole signal)."""
+    where = f"index {index}" if rate_hz is None else f"sample {index} ({index / rate_hz:.3f} s)"
+    if not math.isfinite(value):
+        return f"a non-finite value ({value}) at {where}"
+    return (f"a value of {value:g} at {where}, beyond the accepted +-{MAX_FLOAT_SAMPLE_MAGNITUDE:g} for "
+            f"float samples (full scale is +-1.0; integer PCM stored as float? divide it by 2**15 for 16-bit)")
+
+
+def bad_sample_value(samples: np.ndarray, index: int) -> float:
+    """The rejected value at ``first_bad_sample``'s ``index`` (of the channel that has it)."""
+    row = np.atleast_1d(samples[index]).astype(np.float64)
+    return float(row[~(np.abs(row) <= MAX_FLOAT_SAMPLE_MAGNITUDE)][0])
+
+
+def check_sample_values(samples: np.ndarray, name: str = "samples", rate_hz: int | None = None) -> None:
+    """Raise InvalidInputError naming ``name`` and the position of the first bad float sample.
+
+    Integer PCM (int16/int32) is always in range. ``rate_hz`` adds the time to the position.
+    """
+    if samples.dtype.kind != "f":
+        return
+    bad = first_bad_sample(samples)
+    if bad is not None:
+        raise InvalidInputError(f"{name} has {bad_sample_reason(bad_sample_value(samples, bad), bad, rate_hz)}")
+
+
+def as_float64_samples(signal: Any, name: str = "signal") -> np.ndarray:
+    """Validated 1-D float64 samples at full scale +-1.0; int16/int32 PCM scaled by ``pcm_scale``.
+
+    Raises InvalidInputError naming ``name`` for a non-array, a wrong shape or dtype, or a
+    rejected sample (non-finite or too loud, with its index); see the sample contract above.
+    """
+    scale = check_sample_array(signal, name)
     if signal.dtype.kind != "f":
-        raise InvalidInputError(f"{name} must be float or signed integer PCM, got dtype {signal.dtype}")
-    out = np.ascontiguousarray(signal, dtype=np.float64)
-    finite = np.isfinite(out)
-    if not finite.all():
-        bad = int(np.flatnonzero(~finite)[0])
-        raise InvalidInputError(f"{name} has a non-finite sample ({out[bad]}) at index {bad}")
-    return out
+        return signal.astype(np.float64) * scale
+    check_sample_values(signal, name)
+    return np.ascontiguousarray(signal, dtype=np.float64)
 
 
 def logmel(signal: np.ndarray, spec: FeatureSpec | None = None) -> np.ndarray:

@@ -39,9 +39,15 @@ import math
 from typing import Any
 
 import numpy as np
-from numba import njit
 
 from vad.core.errors import InvalidInputError, StreamStateError
+
+try:
+    from numba import njit
+except ImportError:  # an onnxruntime-only install: the same functions run as plain Python (slower)
+
+    def njit(*_args, **_kwargs):
+        return lambda function: function
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,8 +153,9 @@ def _frames(ms: float, hop_ms: float) -> int:
 
 
 # --- the state machine, compiled ----------------------------------------------------------------
-# The tracker's whole state lives in three arrays so that a compiled caller (the streaming
-# engine's per-chunk kernel) can run it in line: ``ti`` (int64, indices below), ``tf``
+# Compiled with numba when it is installed (else the same code runs as Python). The tracker's
+# whole state lives in three arrays so that a compiled caller (the streaming engine's per-chunk
+# kernel) can run it in line: ``ti`` (int64, indices below), ``tf``
 # (float64) and ``buf`` (float64, the probabilities of the open segment, used only with a
 # maximum speech length). Events are appended to ``ev_i`` (int64 [cap, 3]: kind, start frame,
 # end frame) and ``ev_f`` (float64 [cap], mean probability); a push of n frames appends at most

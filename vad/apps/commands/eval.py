@@ -44,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="leave frames within C ms of a reference boundary out of the frame figures (default 0)",
     )
     parser.add_argument("--json", metavar="OUT", help="write every figure as JSON")
+    parser.add_argument("--markdown", metavar="OUT.md",
+                        help="write a Markdown table: AUC (or false alarms on speech-free audio) per scope and system")
     parser.add_argument(
         "--plot", metavar="OUT.png", help="PNG: ROC curves + worst file (or the --pareto plot)"
     )
@@ -101,7 +103,10 @@ def _run_pareto(args) -> int:
 
 
 def run(args) -> int:
-    from vad.core.errors import InvalidInputError
+    from vad.core.errors import InvalidInputError, require_extra
+
+    if args.plot or args.pareto:  # before the evaluation, not after it
+        require_extra("plot", "plotting (--plot, --pareto)")
 
     if args.pareto:
         if args.paths:
@@ -127,6 +132,12 @@ def run(args) -> int:
     if args.json:
         write_report(args.json, report)
         print(f"wrote {args.json}")
+    if args.markdown:
+        from vad.apps.evaluation import format_markdown
+        from vad.core.atomicfile import atomic_write_text
+
+        atomic_write_text(args.markdown, format_markdown(report) + "\n")
+        print(f"wrote {args.markdown}")
     if args.plot:
         plot_report(report, args.plot)
         print(f"wrote {args.plot} (worst file: {report['worst_file']['path']})")

@@ -1,9 +1,16 @@
-"""`vad info`: show what an exported model carries (widths, compute, latency, defaults, metrics)."""
+"""`vad info`: show what an exported model carries (widths, compute, latency, defaults, metrics),
+after loading it as the runtime does (weights digest verified) and with the backend it would run on.
+
+Everything printed comes from the file, so the text form escapes control and other
+non-printing characters (``escape_nonprinting``): a name with ANSI escapes cannot clear or
+rewrite the terminal. ``--json`` output is escaped by the JSON encoder.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import unicodedata
 
 NAME = "info"
 HELP = "print a model's metadata: widths, MFLOP/s, parameters, size, latency, thresholds, metrics"
@@ -12,26 +19,47 @@ HELP = "print a model's metadata: widths, MFLOP/s, parameters, size, latency, th
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", metavar="MODEL.onnx", help="model file (default: the shipped model)")
     parser.add_argument("--json", action="store_true", help="print the full metadata as JSON")
+    parser.add_argument("--backend", choices=("auto", "numba", "onnxruntime"), default="auto",
+                        help="backend to load the model with (default auto: numba when it can run)")
 
 
-def model_info(path) -> dict:
-    """The model's metadata as a dict plus file size and derived figures."""
-    from pathlib import Path
+def model_info(path, backend: str = "auto") -> dict:
+    """The model's metadata as a dict plus file size, derived figures and the backend.
 
-    from vad.core.modelmeta import read_model_metadata
-    from vad.runtime.model import default_model_path
+    The model is loaded like the runtime loads it (``VADModel``): a file whose weights fail
+    their digest or finiteness check raises ModelFileError.
+    """
+    from vad.runtime.model import VADModel
 
-    path = Path(path) if path is not None else default_model_path()
-    meta = read_model_metadata(path)
+    model = VADModel(path, backend=backend)
+    meta = model.metadata
     info = meta.to_dict()
-    info["path"] = str(path)
-    info["file_bytes"] = path.stat().st_size
+    info["path"] = str(model.path)
+    info["file_bytes"] = model.path.stat().st_size
     info["total_flops_per_second"] = meta.total_flops_per_second
     info["algorithmic_latency_ms"] = meta.algorithmic_latency_ms
+    info["weights_verified"] = True
+    info["backend"] = model.backend
+    info["backend_note"] = model.backend_note
     return info
 
 
+def escape_nonprinting(text: str) -> str:
+    """``text`` with control, format and other non-printing characters (Unicode categories C*,
+    line/paragraph separators) written as ``\\xNN``/``\\uNNNN``/``\\UNNNNNNNN`` escapes."""
+    out = []
+    for ch in text:
+        if unicodedata.category(ch)[0] == "C" or unicodedata.category(ch) in ("Zl", "Zp"):
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def format_info(info: dict) -> str:
+    from vad.core.modelmeta import MFLOP
+
     arch = info["architecture"]
     spec = info["feature_spec"]
     pp = info["postprocess"]
@@ -41,9 +69,9 @@ def format_info(info: dict) -> str:
         f"file         {info['file_bytes'] / 1024:.1f} KB, metadata schema {info['schema_version']}",
         f"architecture {arch.get('name', '?')}  widths: {widths}",
         f"parameters   {info['parameters']:,}",
-        f"compute      {info['network_flops_per_second'] / 1e6:.3f} MFLOP/s network + "
-        f"{info['frontend_flops_per_second'] / 1e6:.3f} MFLOP/s front end = "
-        f"{info['total_flops_per_second'] / 1e6:.3f} MFLOP/s",
+        f"compute      {info['network_flops_per_second'] / MFLOP:.3f} MFLOP/s network + "
+        f"{info['frontend_flops_per_second'] / MFLOP:.3f} MFLOP/s front end = "
+        f"{info['total_flops_per_second'] / MFLOP:.3f} MFLOP/s",
         f"latency      {info['algorithmic_latency_ms']:.1f} ms algorithmic "
         f"(frame {info['frame_latency_ms']:.1f} ms + lookahead {info['lookahead_ms']:.1f} ms)",
         f"features     {spec['n_mels']} log-mel @ {spec['sample_rate_hz']} Hz, win {spec['win_length_samples']}, "
@@ -51,6 +79,13 @@ def format_info(info: dict) -> str:
         f"postprocess  onset {pp['onset_threshold']:g}, offset {pp['offset_threshold']:g}, "
         f"min speech {pp['min_speech_ms']:g} ms, min silence {pp['min_silence_ms']:g} ms, "
         f"pad {pp['speech_pad_ms']:g} ms, max speech {pp['max_speech_s']:g} s",
+        f"interface    raw float32 audio [batch, samples] at {spec['sample_rate_hz']} Hz, samples a multiple of "
+        f"{spec['hop_length_samples']}; states " + ", ".join(
+            f"{k} {v[1:]}" for k, v in info["interface"].get("inputs", {}).items() if k != "audio"),
+        f"graph        front end as matrix products in the ONNX graph: "
+        f"{info['interface'].get('graph_frontend_flops_per_second', float('nan')) / MFLOP:.2f} MFLOP/s (onnxruntime backend)",
+        f"weights      sha256 {info['weights_sha256'][:16]}... verified, all finite",
+        f"backend      {info['backend']}" + (f"  ({info['backend_note']})" if info.get("backend_note") else ""),
     ]
     metrics = info.get("metrics") or {}
     if metrics:
@@ -60,7 +95,7 @@ def format_info(info: dict) -> str:
     training = info.get("training") or {}
     if training:
         lines.append("training     " + ", ".join(sorted(training)) + "  (see --json)")
-    return "\n".join(lines)
+    return "\n".join(escape_nonprinting(line) for line in lines)
 
 
 def _fmt(value) -> str:
@@ -72,7 +107,7 @@ def _fmt(value) -> str:
 
 
 def run(args) -> int:
-    info = model_info(args.model)
+    info = model_info(args.model, backend=args.backend)
     if args.json:
         print(json.dumps(info, indent=2, sort_keys=True))
     else:

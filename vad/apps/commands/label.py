@@ -10,17 +10,20 @@ HELP = "label speech in audio files and folders (RTTM, Audacity, CSV or JSON)"
 
 _EPILOG = """\
 examples:
-  vad label meeting.flac                       # meeting.rttm next to it
+  vad label meeting.flac                       # meeting.vad.rttm next to it
   vad label corpus/ -o labels/ --format json   # the corpus tree mirrored under labels/
   vad label 'calls/**/*.wav' --threshold 0.6 0.4 --jobs 4
+  vad label /shared/corpus/ --engine ray --address auto   # on a running Ray cluster
 
-Outputs are written atomically; inputs whose output exists are skipped unless --overwrite.
+Outputs are named X.vad.rttm (.vad.txt, .vad.csv, .vad.json) and written atomically; inputs
+whose output exists are skipped. --overwrite relabels them, but only files vad label wrote
+(listed with their hash in the folder's .vad-label.jsonl): anything else is never replaced.
 Unreadable files are reported and the others still finish (exit code 1 if any failed).
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from vad.apps.labeling import FORMATS
+    from vad.apps.labeling import ENGINES, FORMATS
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = _EPILOG
@@ -34,7 +37,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--jobs", "-j", type=int, metavar="N", help="worker processes (default: one per CPU core)"
     )
-    parser.add_argument("--overwrite", action="store_true", help="relabel inputs whose output already exists")
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="relabel inputs whose output already exists (only outputs vad label wrote are replaced)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--engine", choices=ENGINES, default="local",
+        help="local: worker processes on this machine (default); ray: Ray tasks (needs the [cluster] extra)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--address", metavar="ADDR",
+        help="--engine ray: the cluster to join (auto, HOST:PORT or ray://HOST:PORT; default: start a local "
+        "Ray instance with --jobs CPUs)",
+    )  # fmt: skip
     add_postprocess_arguments(parser)
 
 
@@ -105,12 +120,12 @@ def run(args) -> int:
         raise InvalidInputError("--probabilities needs --format json")
     if args.jobs is not None and args.jobs < 1:
         raise InvalidInputError(f"--jobs {args.jobs}: must be >= 1")
+    labeling.check_setup(args.outdir, args.engine, args.address)  # once, before any work
     postprocess = postprocess_from_args(args, model_defaults(args.model))
 
     files, unmatched = labeling.find_audio_files(args.paths)
     if not files and not unmatched:
         raise InvalidInputError(f"no audio files found in: {' '.join(args.paths)}")
-    jobs = args.jobs or labeling.default_jobs()
     progress = labeling.ProgressBar(len(files) + len(unmatched), 0.0, stream=sys.stderr)
     if progress.enabled:
         durations = {f: labeling.audio_duration_s(f) for f in files}
@@ -123,7 +138,7 @@ def run(args) -> int:
             progress.message(f"vad label: {outcome.path}: {outcome.error}")
         progress.update(outcome, durations.get(outcome.path, 0.0))
 
-    summary = labeling.label_files(
+    summary = labeling.label_corpus(
         args.paths,
         args.outdir,
         args.format,
@@ -131,15 +146,17 @@ def run(args) -> int:
         postprocess=postprocess,
         probabilities=args.probabilities,
         overwrite=args.overwrite,
-        jobs=jobs,
+        jobs=args.jobs,
+        engine=args.engine,
+        address=args.address,
         on_progress=on_progress,
     )
     progress.close()
-    _print_summary(summary, max(1, min(jobs, len(files))))
+    _print_summary(summary)
     return 1 if summary.failed else 0
 
 
-def _print_summary(summary, jobs: int) -> None:
+def _print_summary(summary) -> None:
     from vad.apps.labeling import FAILED
 
     audio_h = summary.audio_s / 3600
@@ -148,9 +165,11 @@ def _print_summary(summary, jobs: int) -> None:
     if summary.skipped:
         skipped += " (output exists; --overwrite relabels)"
     parts = [f"{summary.written} labeled", skipped, f"{summary.failed} failed"]
+    jobs = summary.workers
+    how = f"{jobs} job{'s' if jobs != 1 else ''}" + (" on Ray" if summary.engine == "ray" else "")
     print(
         f"vad label: {', '.join(parts)}; {audio_h:.3f} h of audio in {summary.wall_s:.1f} s "
-        f"({rtf:,.0f}x real time, {jobs} job{'s' if jobs != 1 else ''})",
+        f"({rtf:,.0f}x real time, {how})",
         file=sys.stderr,
     )
     failed = [o for o in summary.outcomes if o.status == FAILED]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import threading
 import time
@@ -91,7 +90,13 @@ class _Console:
         self._lock = threading.Lock()
         self._last_draw = 0.0
         self._line_shown = False
-        self.stdout_closed = False  # the reader of stdout went away (e.g. `| head`)
+
+    @property
+    def stdout_closed(self) -> bool:
+        """The reader of stdout went away (e.g. `| head`): the CLI's stdout guard drops the rest."""
+        from vad.apps.cli import stdout_reader_gone
+
+        return stdout_reader_gone()
 
     def status(self, st) -> None:
         if not self.live:
@@ -125,15 +130,8 @@ class _Console:
                 text = f"speech {_clock(ev.start_s)} - {_clock(ev.end_s)}  ({ev.end_s - ev.start_s:.2f} s){prob}{saved}\n"
             else:
                 return
-            try:
-                sys.stdout.write(text)
-                sys.stdout.flush()
-            except BrokenPipeError:
-                self.stdout_closed = True
-                # later writes (and the interpreter's final flush) go nowhere instead of failing
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.stdout.fileno())
-                os.close(devnull)
+            sys.stdout.write(text)
+            sys.stdout.flush()  # a reader that went away is seen here (stdout_closed)
 
     def message(self, text: str) -> None:
         with self._lock:
@@ -164,17 +162,49 @@ def _isatty(stream) -> bool:
         return False
 
 
-def run(args) -> int:
+def prepare_record_dir(arg: str) -> Path:
+    """The --record-speech folder, created if needed; InvalidInputError naming it when it is a
+    file, cannot be created or is not writable (checked before the microphone opens)."""
+    import os
+
     from vad.core.errors import InvalidInputError
+
+    path = Path(arg)
+    if path.exists() and not path.is_dir():
+        raise InvalidInputError(f"--record-speech {arg}: exists and is not a folder; give a folder for the speech clips")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputError(f"--record-speech {arg}: cannot create the folder ({exc.strerror or exc})") from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise InvalidInputError(f"--record-speech {arg}: the folder is not writable")
+    return path
+
+
+def unused_clip_path(folder: Path, stem: str) -> Path:
+    """``folder/stem.wav``, or ``stem-2.wav``, ... when that name is taken: clips never replace a file."""
+    path = folder / f"{stem}.wav"
+    n = 1
+    while path.exists() or path.is_symlink():
+        n += 1
+        path = folder / f"{stem}-{n}.wav"
+    return path
+
+
+def run(args) -> int:
+    from vad.core.errors import AudioFileError, InvalidInputError
+
+    if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
+        raise InvalidInputError(f"--duration {args.duration}: must be a positive number of seconds")
+    if args.sample_rate is not None and args.sample_rate < 1:
+        raise InvalidInputError(f"--sample-rate {args.sample_rate}: must be a positive integer (Hz)")
+    record_dir = None if args.list_devices or not args.record_speech else prepare_record_dir(args.record_speech)
+
     from vad.runtime import microphone
 
     if args.list_devices:
         print(microphone.format_device_list(microphone.list_input_devices()))
         return 0
-    if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
-        raise InvalidInputError(f"--duration {args.duration}: must be a positive number of seconds")
-    if args.sample_rate is not None and args.sample_rate < 1:
-        raise InvalidInputError(f"--sample-rate {args.sample_rate}: must be a positive integer (Hz)")
 
     from vad.apps.commands.label import model_path_from_args, postprocess_from_args
     from vad.runtime.engine import StreamingVAD
@@ -187,10 +217,6 @@ def run(args) -> int:
     rate = microphone.choose_sample_rate(
         device, args.sample_rate or model_rate, required=args.sample_rate is not None
     )
-    record_dir = None
-    if args.record_speech:
-        record_dir = Path(args.record_speech)
-        record_dir.mkdir(parents=True, exist_ok=True)
 
     max_samples = None if args.duration is None else int(round(args.duration * rate))
     source = microphone.MicrophoneSource(device, rate, max_samples=max_samples)
@@ -201,8 +227,11 @@ def run(args) -> int:
     def on_event(ev, clip) -> None:
         clip_path = None
         if ev.kind == "end" and record_dir is not None and clip is not None:
-            path = record_dir / f"speech-{stamp}-{ev.start_s:010.3f}s.wav"
-            write_wav_atomic(path, clip, rate)
+            path = unused_clip_path(record_dir, f"speech-{stamp}-{ev.start_s:010.3f}s")
+            try:
+                write_wav_atomic(path, clip, rate)
+            except OSError as exc:  # disk full, folder removed while listening, ...
+                raise AudioFileError(f"--record-speech: cannot write {path} ({exc.strerror or exc})") from exc
             clip_path = str(path)
         console.event(ev, clip_path)
         if console.stdout_closed:

@@ -46,6 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "training.train.RECIPE_STREAM_OPTIONS)")
     parser.add_argument("--snr-db", type=float, nargs=2, metavar=("LOW", "HIGH"),
                         help="speech-to-noise ratio range of the mixtures (default: the recipe's)")
+    parser.add_argument("--teacher-weight", type=float, default=0.0, metavar="W",
+                        help="distil from Silero VAD: targets are (1-W)*label + W*Silero's probability "
+                        "(scored once per mixture into the cache; needs the baselines extra; default 0)")
+    parser.add_argument("--no-feature-augment", action="store_true",
+                        help="turn off the per-window gain/tilt/SpecAugment of cached features")
     parser.add_argument("--max-width", type=int, default=48, metavar="N",
                         help="maximum width of every dynamic layer (default 48)")
     parser.add_argument("-o", "--output", required=True, metavar="MODEL",
@@ -67,6 +72,9 @@ def _check_number(value: float | None, name: str, low: float, high: float = math
 
 
 def run(args: argparse.Namespace) -> int:
+    from vad.core.errors import require_extra
+
+    require_extra("train", "vad train")  # before any work, not after data preparation
     _check_dirs(args.speech, "speech")
     _check_dirs(args.noise, "noise")
     _check_dirs(args.rir, "room impulse response")
@@ -107,9 +115,18 @@ def run(args: argparse.Namespace) -> int:
         if not (math.isfinite(low) and math.isfinite(high) and low <= high):
             raise InvalidInputError(f"--snr-db {low} {high}: need finite LOW <= HIGH")
         stream_options["snr_db_range"] = [low, high]
+    if not (math.isfinite(args.teacher_weight) and 0.0 <= args.teacher_weight <= 1.0):
+        raise InvalidInputError(f"--teacher-weight {args.teacher_weight!r} must be in [0, 1]")
+    teacher = None
+    if args.teacher_weight > 0:
+        from vad.apps.baselines import SileroBaseline, silero_onnx_path
+
+        silero_onnx_path()  # names the baselines extra now, before any data is built
+        teacher = SileroBaseline
     data = DataConfig(
         speech_dirs=tuple(args.speech), noise_dirs=tuple(args.noise), rir_dirs=tuple(args.rir),
         minutes_train=args.minutes_train, minutes_val=args.minutes_val, stream_options=stream_options,
+        teacher_weight=args.teacher_weight, feature_augment=not args.no_feature_augment,
     )
 
     def log(line: str) -> None:
@@ -117,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
 
     status = 0
     try:
-        result, ckpt_path = run_training(config, data, work_dir, resume_path=args.resume, log=log, cache_dir=args.cache_dir)
+        result, ckpt_path = run_training(config, data, work_dir, resume_path=args.resume, log=log, cache_dir=args.cache_dir,
+                                         teacher=teacher)
     except TargetNotMetError as exc:
         log(f"error: {exc}")
         ckpt_path = work_dir / "consolidated.pt"
