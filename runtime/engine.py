@@ -424,7 +424,8 @@ class _FusedStep:
         self.probs = self._packed.view(S_PROBS)
         self._ev_i = self._packed.view(S_EV_I)
         self._ev_f = self._packed.view(S_EV_F)
-        self.run(_WARM_UP_INT16, 1.0)  # load int16's kernel (live audio) now, not in the first callback
+        for empty in _WARM_UP:  # load (or compile) the live dtypes' kernels now, not in the first callback
+            self.run(empty, 1.0)
 
     def reset(self) -> None:
         from vad.runtime.network import reset_stream
@@ -453,7 +454,7 @@ _EVENTS_SHIFT = 32
 _FRAMES_MASK = (1 << _EVENTS_SHIFT) - 1
 _FUSED_SCALES = {np.dtype(d): pcm_scale(np.dtype(d)) for d in (np.float32, np.float64, np.int16, np.int32)}
 _EMPTY_F32 = np.zeros(0, dtype=np.float32)
-_WARM_UP_INT16 = np.zeros(0, dtype=np.int16)
+_WARM_UP = (np.zeros(0, dtype=np.int16), np.zeros(0, dtype=np.float32))  # microphones; resampled streams
 _INT16_SCALE = np.float32(pcm_scale(np.dtype(np.int16)))  # exact: int16 * 2**-15 is a float32
 
 

@@ -220,8 +220,8 @@ F_LOG_FLOOR, F_B_OUT = range(2)
 (S_INTS, S_BUF, S_STAGE, S_FFT_A, S_FFT_B, S_SPECTRUM, S_AXES, S_POWER, S_MEL, S_FEATS, S_A, S_Y, S_Z, S_GI, S_GH, S_H,
  S_RING, S_PROBS, S_TI, S_TF, S_TBUF, S_EV_I, S_EV_F) = range(23)
 # stream state: S_INTS entries
-I_POS, I_HEAD, I_NFEAT_PENDING, I_NPROBS, I_NEVENTS = range(5)
-_N_STATE_INTS = 5
+I_POS, I_HEAD, I_NFEAT_PENDING, I_NPROBS, I_NEVENTS, I_UPTO = range(6)
+_N_STATE_INTS = 6
 EVENT_CAPACITY = EVENTS_PER_FRAME * MAX_CALL_FRAMES + EVENTS_SLACK
 
 
@@ -397,10 +397,11 @@ def _run_block(model, state, dims, nb, first):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _stage_step(model, state, n, upto):
+def _stage_step(model, state, n):
     """Everything after the input conversion, for S_STAGE[:n] (scaled float64 samples): each
     completed frame through the front end, the network block by block, and the post-processing.
-    ``upto`` < STAGE_ALL stops early (``vad bench --breakdown``). Appends to S_PROBS / S_EV_* at
+    S_INTS[I_UPTO] < STAGE_ALL stops early (NumbaBackend.run, ``vad bench --breakdown``; a state
+    entry rather than an argument, so that the kernel has one signature and compiles once). Appends to S_PROBS / S_EV_* at
     the counts kept in S_INTS. This is the one large kernel: every stage is inlined into it, so it
     compiles once, whatever the input dtype of ``stream_chunk``."""
     dims = region_i64(model, M_DIMS)
@@ -425,6 +426,7 @@ def _stage_step(model, state, n, upto):
     pos = ints[I_POS:I_POS + 1]
     nb = ints[I_NFEAT_PENDING]
     first = ints[I_NPROBS]
+    upto = ints[I_UPTO]
     n_out = first
     i = 0
     while True:  # one call site per stage below: each is inlined once
@@ -456,13 +458,14 @@ def _consume(x, scale, model, state, upto):
     ints = region_i64(state, S_INTS)
     ints[I_NPROBS] = 0
     ints[I_NEVENTS] = 0
+    ints[I_UPTO] = upto
     stage = region_f64(state, S_STAGE)
     n = x.size
     i = 0
     while i < n:
         m = min(STAGE_SAMPLES, n - i)
         copy_scaled(x, i, stage, 0, m, scale)
-        _stage_step(model, state, m, upto)
+        _stage_step(model, state, m)
         i += m
     return ints[I_NPROBS] + (ints[I_NEVENTS] << 32)
 
