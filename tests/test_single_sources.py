@@ -62,8 +62,11 @@ def test_consolidation_and_pruning_share_one_slicing():
         imp_in = full.inp.weight.abs().sum(1) + full.dw.weight.abs().reshape(6, -1).sum(1)
     keep_in = torch.sort(torch.argsort(imp_in, descending=True)[:3]).values
     assert torch.equal(pruned.inp.weight, full.inp.weight[keep_in])
-    # consolidation = the shared slicing at the first channels
+    # consolidation = the shared slicing at the first channels (plus the folds of training.dynamic,
+    # which are identities for widths fixed at whole channels: no partial channel, no dropped signal)
     dynamic = DynamicVAD(arch)
+    for name, w in widths.items():
+        dynamic.widths[name].freeze(w)
     first = {n: torch.arange(w) for n, w in widths.items()}
     a, b = slice_into_frozen(dynamic, widths).eval(), slice_channels(dynamic, first).eval()
     with torch.no_grad():

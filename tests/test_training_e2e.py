@@ -4,6 +4,7 @@ count; plus the command's clear errors on bad input."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -13,9 +14,11 @@ import soundfile as sf
 import torch
 from vad.training.consolidate import fit_widths_to_budget, load_consolidated, widths_flops_per_frame
 from vad.training.model import ArchConfig, FrozenVAD
-from vad.training.train import DataConfig, TrainConfig, run
+from vad.training.train import DataConfig, TargetNotMetError, TrainConfig, run
 
 from vad.apps.cli import main
+from vad.core.costmodel import CostModel
+from vad.core.errors import InvalidInputError
 from vad.core.features import FeatureSpec
 
 SR = 16000
@@ -71,12 +74,26 @@ def test_flops_counter_matches_independent_count():
 def test_fit_widths_to_budget_is_exact():
     cont = {"input": 30.7, "conv": 20.2, "gru": 25.6}
     widths = {"input": 31, "conv": 20, "gru": 26}
+
+    def cost(w):
+        return widths_flops_per_frame(w, 40, 4)
+
     for budget in (3000.0, 8000.0, 12000.0, 1e6):
-        fitted = fit_widths_to_budget(widths, cont, budget, 40, 4)
-        assert widths_flops_per_frame(fitted, 40, 4) <= budget
+        fitted = fit_widths_to_budget(widths, cont, budget, cost)
+        assert cost(fitted) <= budget
         assert all(fitted[n] <= widths[n] for n in widths)
+        # tight: no single channel more fits (where there is a channel to give back)
+        for n in widths:
+            if fitted[n] < widths[n]:
+                assert cost({**fitted, n: fitted[n] + 1}) > budget, (budget, fitted, n)
     with pytest.raises(ValueError, match="smallest"):
-        fit_widths_to_budget(widths, cont, 10.0, 40, 4)
+        fit_widths_to_budget(widths, cont, 10.0, cost)
+
+
+def _tiny_data(corpus: Path) -> DataConfig:
+    # speech in every validation stream, so both validation halves (select / check) have both classes
+    return DataConfig((str(corpus / "speech"),), (str(corpus / "noise"),), minutes_train=0.5, minutes_val=0.25,
+                      stream_options={"nonspeech_stream_prob": 0.0, "snr_db_range": [0.0, 30.0]})
 
 
 def test_train_few_steps_consolidate_and_load(corpus, tmp_path):
@@ -84,11 +101,11 @@ def test_train_few_steps_consolidate_and_load(corpus, tmp_path):
         budget_mflops=0.8, max_minutes=2.0, max_steps=12, eval_every_steps=6, batch_size=8, window_frames=100,
         input_width=16, conv_width=16, gru_width=16, finetune_max_steps=3, warmup_steps=2,
     )
-    data = DataConfig((str(corpus / "speech"),), (str(corpus / "noise"),), minutes_train=0.5, minutes_val=0.25)
+    data = _tiny_data(corpus)
     lines: list[str] = []
     result, path = run(config, data, tmp_path / "work", log=lines.append)
     assert path.is_file() and (tmp_path / "work" / "search.pt").is_file()
-    assert any("val auc" in line and "MFLOP/s" in line and "min left" in line for line in lines)
+    assert any("select auc" in line and "MFLOP/s" in line and "min left" in line for line in lines)
     # the consolidated checkpoint loads with weights_only=True and carries its config
     raw = torch.load(path, weights_only=True)
     assert raw["training"]["config"]["budget_mflops"] == 0.8
@@ -108,6 +125,43 @@ def test_train_few_steps_consolidate_and_load(corpus, tmp_path):
     assert any("resumed at step 12" in line for line in lines)
 
 
+def test_unmet_target_writes_no_model_unless_asked(corpus, tmp_path):
+    config = TrainConfig(
+        target_auc=0.999, max_minutes=2.0, max_steps=6, eval_every_steps=3, batch_size=8, window_frames=100,
+        input_width=8, conv_width=8, gru_width=8, finetune_max_steps=2, warmup_steps=2, min_check_minutes=0.05,
+    )
+    data = _tiny_data(corpus)
+    cache = tmp_path / "cache"
+    with pytest.raises(TargetNotMetError, match="No model file was written"):
+        run(config, data, tmp_path / "a", log=lambda _line: None, cache_dir=cache)
+    assert not (tmp_path / "a" / "consolidated.pt").exists()
+    with pytest.raises(TargetNotMetError, match="written to"):
+        run(config, data, tmp_path / "b", log=lambda _line: None, cache_dir=cache, write_unmet=True)
+    _model, info = load_consolidated(tmp_path / "b" / "consolidated.pt")
+    assert info["training"]["search"]["target_met"] is False
+    assert info["metrics"]["val_auc"] < 0.999  # the held-out check figure decided
+    with pytest.raises(InvalidInputError, match="held-out validation"):  # too little check audio to decide on
+        run(dataclasses.replace(config, min_check_minutes=5.0), data, tmp_path / "c", log=lambda _l: None,
+            cache_dir=cache)
+
+
+def test_latency_budget_fits_the_cost_model(corpus, tmp_path):
+    """--budget-us: the consolidated widths cost <= U by the cost model, which the file then carries."""
+    cost_model = CostModel({"const": 5.0, "input": 0.02, "input_conv": 0.004, "conv_gru": 0.012, "gru_gru": 0.012,
+                            "gru": 0.05}, n_features=40, conv_kernel_frames=4, hop_ms=10.0)
+    budget_us = cost_model.us_of({"input": 9, "conv": 7, "gru": 8})
+    config = TrainConfig(
+        budget_us=budget_us, cost_model=cost_model.to_dict(), max_minutes=2.0, max_steps=8, eval_every_steps=4,
+        batch_size=8, window_frames=100, input_width=16, conv_width=16, gru_width=16, finetune_max_steps=2,
+        warmup_steps=2,
+    )
+    result, path = run(config, _tiny_data(corpus), tmp_path / "w", log=lambda _line: None)
+    _model, info = load_consolidated(path)
+    assert cost_model.us_of(info["widths"]) <= budget_us
+    assert info["training"]["latency"]["us_per_frame"] == pytest.approx(cost_model.us_of(info["widths"]))
+    assert info["training"]["search"]["cost_unit"] == "us/10ms"
+
+
 def test_cli_bad_input_gives_clear_errors(corpus, tmp_path, capsys):
     base = ["train", "--speech", str(corpus / "speech"), "--noise", str(corpus / "noise"), "-o", str(tmp_path / "m.pt")]
     assert main([*base[:2], str(tmp_path / "missing"), *base[3:], "--budget-mflops", "1"]) == 2
@@ -121,6 +175,10 @@ def test_cli_bad_input_gives_clear_errors(corpus, tmp_path, capsys):
     assert "below the smallest network" in capsys.readouterr().err
     assert main([*base, "--target-auc", "1.5"]) == 2
     assert "--target-auc" in capsys.readouterr().err
+    assert main([*base, "--budget-us", "20", "--cost-model", str(tmp_path / "none.json")]) == 2
+    assert "vad calibrate" in capsys.readouterr().err
+    assert main([*base, "--budget-mflops", "1", "--write-unmet"]) == 2
+    assert "--write-unmet only applies to --target-auc" in capsys.readouterr().err
 
 
 def test_magnitude_prune_keeps_largest_channels():
@@ -136,3 +194,28 @@ def test_magnitude_prune_keeps_largest_channels():
     small = magnitude_prune(full, {"input": 1, "conv": 2, "gru": 2})
     assert small.arch.widths == {"input": 1, "conv": 2, "gru": 2}
     assert torch.equal(small.inp.weight[0], full.inp.weight[3])
+
+
+def test_comparison_aggregates_seeds_and_sizes_the_uniform_baseline(tmp_path):
+    from vad.training.report import METHODS, aggregate, format_table, uniform_width, write_outputs
+
+    budget_per_frame = 5e5 / 100.0
+    u = uniform_width(budget_per_frame, 40, 4, 48)
+    assert widths_flops_per_frame({"input": u, "conv": u, "gru": u}, 40, 4) <= budget_per_frame
+    assert widths_flops_per_frame({"input": u + 1, "conv": u + 1, "gru": u + 1}, 40, 4) > budget_per_frame
+
+    def run_result(seed, shift):
+        res = {"budget_mflops": 0.5, "seed": seed}
+        for i, m in enumerate(METHODS):
+            res[m] = {"widths": {"input": 9, "conv": 8, "gru": 7}, "network_mflops": 0.45, "check_auc": 0.9 + shift,
+                      "dev_mix_auc": 0.8 + 0.01 * i + shift, "dev_ami_auc": 0.85, "dev_nonspeech_false_alarm": 0.01}
+        return res
+
+    rows = aggregate([run_result(0, 0.0), run_result(1, 0.02)])
+    assert rows[0]["seeds"] == [0, 1]
+    assert rows[0]["learned"]["dev_mix_auc"]["mean"] == pytest.approx(0.81)
+    assert rows[0]["learned"]["dev_mix_auc"]["sd"] == pytest.approx(0.02 / 2**0.5)
+    table = format_table(rows)
+    assert table.count("\n") == 1 + len(METHODS) and "0.8100 ± 0.0141" in table
+    write_outputs(tmp_path, {"rows": rows})
+    assert (tmp_path / "comparison.png").stat().st_size > 0 and (tmp_path / "comparison.md").is_file()

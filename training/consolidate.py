@@ -1,18 +1,27 @@
-"""Consolidation: from a width search to a frozen network, and the checkpoint files.
+"""Consolidation: from a width search to a frozen network, fixed-width training, and the checkpoint files.
 
 Steps (``training.train`` runs them at the end of a search):
 
 1. Widths: each dynamic layer keeps ``round_half_up(K)`` whole channels (the evaluation
    rule of ``training.dynamic``). In budget mode ``fit_widths_to_budget`` then lowers widths
-   until the frozen net's FLOPs/s are ``<= budget`` exactly: first every width that was
-   rounded up goes back to ``floor(K)``; if that is not enough, all continuous widths are
-   scaled by the largest common factor whose floors fit (binary search), so the search's
-   proportions between layers are kept.
-2. ``slice_into_frozen``: the first ``n`` channels of every dynamic layer are copied into a
-   ``FrozenVAD`` (``training.dynamic``): dropped channels are removed for real, and the
-   frozen net computes exactly what the dynamic one computes in eval mode.
-3. ``finetune``: a brief training of the frozen net at its fixed widths (BCE, cosine decay).
-4. Re-measure the validation AUC (``evaluate_auc``).
+   until the frozen net's cost (FLOPs or measured microseconds, any ``cost(widths)``) is
+   ``<= budget`` exactly: first every width that was rounded up goes back to ``floor(K)``; if
+   that is not enough, all continuous widths are scaled by the largest common factor whose
+   floors fit (binary search), so the search's proportions between layers are kept; then
+   channels are given back one at a time (to the layer furthest below its rounded width)
+   while the budget allows.
+2. ``slice_into_frozen`` (``training.dynamic``): the first ``n`` channels of every dynamic
+   layer are copied into a ``FrozenVAD``, with the partial channel's training scale folded
+   into the next layer and dropped channels' means into its bias, so the frozen net is the
+   trained one in expectation over the noise.
+3. ``train_fixed``: training at fixed widths (BCE on logits, AdamW) with a warm-up +
+   constant or a cosine learning rate, evaluated every ``eval_every`` steps on a selection
+   split; the best snapshot is kept (the starting weights compete when their AUC is given).
+   The same function fine-tunes a consolidated search and trains every baseline of
+   ``training.report``, so they share schedule and selection rule.
+4. Validation is split in two (``split_validation``): *select* (controller and snapshot
+   selection) and *check* (measured once on the final net: the held-out figure that
+   decides whether a target was met).
 
 Checkpoints are plain ``torch.save`` dicts that load with ``torch.load(weights_only=True)``:
 configs are dicts/lists/numbers/strings, tensors live in ``state_dict``. A consolidated
@@ -21,15 +30,20 @@ checkpoint (``kind == "vad-frozen"``) holds::
     kind, format_version, arch (ArchConfig dict), state_dict (FrozenVAD), feature_spec
     (FeatureSpec dict), widths {input, conv, gru}, network_flops_per_second,
     frontend_flops_per_second, parameters, frame_latency_ms, lookahead_ms, metrics
-    {val_auc, val_auc_before_finetune, ...}, training {config, data, search summary, times},
-    search_history (one dict per evaluation: step, widths, MFLOP/s, val AUC, alpha)
+    {val_auc (check split), val_auc_select, ...}, training {config, data, search summary,
+    times, latency}, search_history (one dict per evaluation: step, widths, cost, AUC, alpha)
 
 ``load_consolidated(path) -> (FrozenVAD, info)`` reads it back; ``metadata_fields(info)``
-gives the keyword arguments ``vad.core.modelmeta.ModelMetadata`` needs except ``postprocess``.
+gives the keyword arguments ``vad.core.modelmeta.ModelMetadata`` needs except ``postprocess``;
+its ``training["latency"]`` carries the microseconds per 10 ms frame predicted by the cost
+model the net was trained for, or else by this machine's calibration
+(``vad.core.costmodel``, ``vad calibrate``) when there is one.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -42,7 +56,8 @@ from vad.training.dynamic import WIDTH_NAMES, DynamicVAD, slice_into_frozen
 from vad.training.model import ArchConfig, FrozenVAD, flops_per_frame
 
 from vad.core.atomicfile import atomic_output
-from vad.core.errors import ModelFileError
+from vad.core.costmodel import CostModel
+from vad.core.errors import InvalidInputError, ModelFileError
 from vad.core.features import FeatureSpec
 from vad.core.metrics import roc_auc
 from vad.core.modelmeta import ARCHITECTURE_NAME
@@ -51,8 +66,12 @@ CHECKPOINT_FORMAT_VERSION = 1
 FROZEN_KIND = "vad-frozen"
 DYNAMIC_KIND = "vad-dynamic"
 EVAL_CHUNK_FRAMES = 3000  # validation sequences run in chunks (state carried) to bound memory
+LOG_EVERY_STEPS = 200
+GRAD_CLIP_NORM = 1.0
 
 ValData = Sequence[tuple[np.ndarray, np.ndarray]]  # (features [T, F] float32, labels [T] 0/1)
+WidthCost = Callable[[dict[str, int]], float]
+SampleBatch = Callable[[int], tuple[torch.Tensor, torch.Tensor]]
 
 
 # --- widths ---------------------------------------------------------------------------
@@ -63,40 +82,42 @@ def widths_flops_per_frame(widths: dict[str, int | float], n_features: int, conv
 def fit_widths_to_budget(
     widths: dict[str, int],
     continuous: dict[str, float],
-    budget_flops_per_frame: float,
-    n_features: int,
-    conv_kernel_frames: int,
+    budget: float,
+    cost: WidthCost,
     min_widths: dict[str, int] | None = None,
 ) -> dict[str, int]:
-    """Lower ``widths`` until their FLOPs per frame are <= the budget (see module doc).
+    """Lower ``widths`` until ``cost(widths) <= budget`` (see module doc); never above ``widths``.
 
+    ``cost`` maps a widths dict to a cost per frame in the budget's unit (FLOPs, us).
     Raises ValueError when even the minimum widths exceed the budget.
     """
     mins = {"input": 1, "conv": 1, "gru": 1, **(min_widths or {})}
     w = dict(widths)
-
-    def cost(ws):
-        return widths_flops_per_frame(ws, n_features, conv_kernel_frames)
-
-    if cost(w) <= budget_flops_per_frame:
+    if cost(w) <= budget:
         return w
     floored = {n: max(mins[n], min(w[n], int(math.floor(continuous[n])))) for n in WIDTH_NAMES}
-    if cost(floored) <= budget_flops_per_frame:
+    if cost(floored) <= budget:
         return floored
-    if cost(mins) > budget_flops_per_frame:
-        raise ValueError(
-            f"budget {budget_flops_per_frame:.0f} FLOPs/frame is below the smallest network "
-            f"({cost(mins):.0f} FLOPs/frame)"
-        )
+    if cost(mins) > budget:
+        raise ValueError(f"budget {budget:.4g} per frame is below the smallest network ({cost(mins):.4g} per frame)")
 
     def scaled(s):
-        return {n: max(mins[n], int(math.floor(s * continuous[n]))) for n in WIDTH_NAMES}
+        return {n: max(mins[n], min(w[n], int(math.floor(s * continuous[n])))) for n in WIDTH_NAMES}
 
     lo, hi = 0.0, 1.0  # cost(scaled(lo)) fits, cost(scaled(hi)) does not
     for _ in range(40):
         mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if cost(scaled(mid)) <= budget_flops_per_frame else (lo, mid)
-    return scaled(lo)
+        lo, hi = (mid, hi) if cost(scaled(mid)) <= budget else (lo, mid)
+    fitted = scaled(lo)
+    while True:  # give channels back while they fit, to the layer furthest below its rounded width
+        order = sorted((n for n in WIDTH_NAMES if fitted[n] < w[n]), key=lambda n: fitted[n] / w[n])
+        for name in order:
+            trial = {**fitted, name: fitted[name] + 1}
+            if cost(trial) <= budget:
+                fitted = trial
+                break
+        else:
+            return fitted
 
 
 def consolidate(model: DynamicVAD, widths: dict[str, int] | None = None) -> FrozenVAD:
@@ -145,47 +166,181 @@ def evaluate_auc(model: FrozenVAD, val: ValData) -> float:
     return roc_auc(np.concatenate(labels), np.concatenate(scores))
 
 
-# --- fine-tuning ----------------------------------------------------------------------
+def split_validation(val: ValData) -> tuple[list, list]:
+    """(select, check): alternate whole sequences (every other one to check). When that
+    leaves a part with one class only (few sequences, e.g. speech-free streams), every
+    sequence is cut in two halves instead (first half to select)."""
+    val = list(val)
+    if not val:
+        raise InvalidInputError("validation data is empty")
+
+    def both_classes(part) -> bool:
+        labels = np.concatenate([np.asarray(y) >= 0.5 for _x, y in part]) if part else np.zeros(0, bool)
+        return bool(labels.any() and not labels.all())
+
+    select, check = val[0::2], val[1::2]
+    if both_classes(select) and both_classes(check):
+        return select, check
+    halves = [(x[: len(y) // 2], y[: len(y) // 2], x[len(y) // 2 :], y[len(y) // 2 :]) for x, y in val]
+    return [(a, b) for a, b, _c, _d in halves], [(c, d) for _a, _b, c, d in halves]
+
+
+def frame_count(val: ValData) -> int:
+    return int(sum(len(y) for _x, y in val))
+
+
+# --- training at fixed widths ---------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """Learning rate of ``train_fixed``: linear warm-up to ``lr``, then constant or a cosine to 0.
+
+    Attributes:
+        lr: peak learning rate.
+        kind: "constant" (after warm-up) or "cosine" (from lr to 0 over the run).
+        warmup_steps: linear warm-up from lr / warmup_steps.
+        weight_decay: AdamW's decoupled weight decay.
+    """
+
+    lr: float
+    kind: str = "constant"
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("constant", "cosine"):
+            raise InvalidInputError(f"Schedule.kind={self.kind!r}: must be 'constant' or 'cosine'")
+
+    def lr_at(self, step: int, progress: float) -> float:
+        """lr at ``step`` (0-based) when ``progress`` in [0, 1] of the run is done."""
+        warm = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps > 0 else 1.0
+        if self.kind == "cosine":
+            return self.lr * warm * 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+        return self.lr * warm
+
+
+@dataclasses.dataclass
+class FixedResult:
+    """What ``train_fixed`` returns: the selected net and how it was found."""
+
+    model: FrozenVAD
+    steps: int
+    selected_step: int
+    select_auc: float
+    history: list[dict[str, Any]]
+
+
+def bce_on_logits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The training loss everywhere: binary cross-entropy on logits (soft targets allowed)."""
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
+
+
+def train_fixed(
+    model: FrozenVAD,
+    sample_batch: SampleBatch,
+    schedule: Schedule,
+    max_steps: int | None = None,
+    seconds: float | None = None,
+    select: ValData | None = None,
+    eval_every: int | None = None,
+    candidate: Callable[[FrozenVAD], FrozenVAD] | None = None,
+    start_auc: float | None = None,
+    step_offset: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> FixedResult:
+    """Train ``model`` at fixed widths (in place) and return the best evaluated snapshot.
+
+    Stops after ``max_steps`` steps or ``seconds`` seconds, whichever comes first (a cosine
+    schedule decays over whichever is nearer to its end). With ``select``, the net (or
+    ``candidate(net)``, e.g. its pruned version) is evaluated every ``eval_every`` steps and
+    at the end, and the snapshot of highest ``select`` AUC is returned; ``start_auc`` is the
+    starting weights' AUC, which then competes too. Without ``select`` the last weights are
+    returned. ``sample_batch(step_offset + step)`` gives the batches.
+    """
+    if max_steps is None and seconds is None:
+        raise InvalidInputError("train_fixed needs max_steps or seconds")
+    candidate = candidate or (lambda m: m)
+    params = list(model.parameters())
+    opt = torch.optim.AdamW(params, lr=schedule.lr, weight_decay=schedule.weight_decay)
+    history: list[dict[str, Any]] = []
+    best = None
+    if select is not None and start_auc is not None:
+        best = (float(start_auc), 0, copy.deepcopy(candidate(model)).eval())
+    start = time.monotonic()
+    step = 0
+
+    def snapshot() -> None:
+        nonlocal best
+        net = candidate(model).eval()
+        auc = evaluate_auc(net, select)
+        history.append({"step": step, "select_auc": float(auc)})
+        score = auc if math.isfinite(auc) else -1.0
+        if best is None or score > best[0]:
+            best = (score, step, copy.deepcopy(net))
+
+    while True:
+        elapsed = time.monotonic() - start
+        if (seconds is not None and elapsed >= seconds) or (max_steps is not None and step >= max_steps):
+            break
+        progress = max(elapsed / seconds if seconds else 0.0, step / max_steps if max_steps else 0.0)
+        for group in opt.param_groups:
+            group["lr"] = schedule.lr_at(step, progress)
+        model.train()
+        x, y = sample_batch(step_offset + step)
+        logits, _c, _g = model.logits(x, *model.initial_state(x.shape[0]))
+        loss = bce_on_logits(logits, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP_NORM)
+        opt.step()
+        step += 1
+        if log is not None and step % LOG_EVERY_STEPS == 0:
+            left = f"{max(0.0, seconds - elapsed) / 60:.1f} min left" if seconds else f"{max_steps - step} steps left"
+            log(f"fixed-width step {step} | loss {loss.item():.4f} | {left}")
+        if select is not None and eval_every and step % eval_every == 0:
+            snapshot()
+    model.eval()
+    if select is None:
+        return FixedResult(candidate(model).eval(), step, step, float("nan"), history)
+    if not history or history[-1]["step"] != step:
+        snapshot()
+    score, best_step, net = best
+    return FixedResult(net.eval(), step, best_step, score, history)
+
+
 def finetune(
     model: FrozenVAD,
-    sample_batch: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
+    sample_batch: SampleBatch,
     seconds: float,
     lr: float,
     max_steps: int | None = None,
     log: Callable[[str], None] | None = None,
 ) -> int:
-    """Train ``model`` at fixed widths for ``seconds`` (or ``max_steps``); returns steps done.
+    """Train ``model`` in place at fixed widths with a cosine from ``lr`` (no selection); returns the steps done."""
+    return train_fixed(model, sample_batch, Schedule(lr, "cosine"), max_steps=max_steps, seconds=seconds,
+                       log=log).steps
 
-    ``sample_batch(step) -> (features [B, T, F], labels [B, T])``. The learning rate decays
-    from ``lr`` to 0 on a cosine over the time budget.
-    """
-    model.train()
-    params = [p for name, p in model.named_parameters()]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    start = time.monotonic()
-    step = 0
-    while True:
-        elapsed = time.monotonic() - start
-        if elapsed >= seconds or (max_steps is not None and step >= max_steps):
-            break
-        frac = elapsed / seconds if seconds > 0 else 1.0
-        if max_steps:
-            frac = max(frac, step / max_steps)
-        for group in opt.param_groups:
-            group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0)))
-        x, y = sample_batch(step)
-        state_conv, state_gru = model.initial_state(x.shape[0])
-        probs, _c, _g = model(x, state_conv, state_gru)
-        loss = torch.nn.functional.binary_cross_entropy(probs.clamp(1e-6, 1 - 1e-6), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        step += 1
-        if log is not None and step % 200 == 0:
-            log(f"finetune step {step} | loss {loss.item():.4f} | {max(0.0, seconds - elapsed) / 60:.1f} min left")
-    model.eval()
-    return step
+
+# --- latency --------------------------------------------------------------------------
+def latency_entry(widths: dict[str, int], cost_model: CostModel, source: str) -> dict[str, Any]:
+    """``training["latency"]`` of a model file: predicted us per frame and the cost model's summary."""
+    return {
+        "us_per_frame": cost_model.us_of(widths),
+        "hop_ms": cost_model.hop_ms,
+        "source": source,
+        "cost_model": cost_model.summary(),
+    }
+
+
+def local_cost_model() -> CostModel | None:
+    """This machine's calibration (``vad calibrate``) when there is a readable one, else None."""
+    from vad.core.costmodel import default_cost_model_path, load_cost_model
+
+    if not default_cost_model_path().is_file():
+        return None
+    try:
+        return load_cost_model()
+    except ModelFileError:
+        return None
 
 
 # --- checkpoint files -----------------------------------------------------------------
@@ -269,5 +424,18 @@ def metadata_fields(info: dict[str, Any]) -> dict[str, Any]:
         "frame_latency_ms": float(info["frame_latency_ms"]),
         "lookahead_ms": float(info["lookahead_ms"]),
         "metrics": dict(info["metrics"]),
-        "training": dict(info["training"]),
+        "training": _with_latency(dict(info["training"]), info),
     }
+
+
+def _with_latency(training: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
+    """Add this machine's predicted latency when the checkpoint carries none (see module doc)."""
+    if "latency" in training:
+        return training
+    cost_model = local_cost_model()
+    arch = info["arch"]
+    if cost_model is not None and (cost_model.n_features, cost_model.conv_kernel_frames) == (
+        arch.get("n_features"), arch.get("conv_kernel_frames")
+    ):
+        training["latency"] = latency_entry(dict(info["widths"]), cost_model, "calibration of the exporting machine")
+    return training

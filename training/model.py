@@ -21,7 +21,9 @@ a fresh stream starts from zero states. Input names follow ``vad.core.modelmeta`
 
 The FLOP count (a multiply-add = 2 FLOPs) is ``flops_per_frame``: it takes plain numbers
 or torch tensors, so the same function is the differentiable complexity term in training
-(bilinear in consecutive widths) and the frozen model's figure at export.
+(bilinear in consecutive widths) and the frozen model's figure at export. A measured
+latency model of this machine (``vad.core.costmodel.CostModel``) is linear in the same
+width terms and takes its place with ``vad train --budget-us``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from vad.core.costmodel import flop_coefficients, linear_cost
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,21 +68,12 @@ class ArchConfig:
 
 
 def flops_per_frame(n_features, input_width, conv_width, gru_width, conv_kernel_frames):
-    """Network FLOPs for one frame; arguments may be ints, floats or tensors (differentiable).
+    """Network FLOPs for one frame; widths may be ints, floats or tensors (differentiable).
 
-    norm 2F; inp 2*F*c1 + 2*c1 (bias, ReLU); dw 2*k*c1 + c1 (bias);
-    pw 2*c1*c2 + 2*c2 (bias, ReLU); gru 6*h*(c2 + h) + 13*h (matmuls, 6 biases,
-    3 activations, r*(.), (1-z)*n + z*h); out 2*h + 2 (bias, sigmoid).
+    The count by layer is ``vad.core.costmodel.flop_coefficients``: the FLOPs are one linear
+    cost over the width terms, like the measured microseconds of a ``CostModel``.
     """
-    f, c1, c2, h, k = n_features, input_width, conv_width, gru_width, conv_kernel_frames
-    return (
-        2 * f
-        + 2 * f * c1 + 2 * c1
-        + 2 * k * c1 + c1
-        + 2 * c1 * c2 + 2 * c2
-        + 6 * h * (c2 + h) + 13 * h
-        + 2 * h + 2
-    )
+    return linear_cost(flop_coefficients(n_features, conv_kernel_frames), input_width, conv_width, gru_width)
 
 
 def network_flops_per_second(arch: ArchConfig, frames_per_second: float) -> float:
@@ -119,7 +114,8 @@ class FrozenVAD(nn.Module):
             torch.zeros(batch, a.gru_width),
         )
 
-    def forward(self, features: torch.Tensor, state_conv: torch.Tensor, state_gru: torch.Tensor):
+    def logits(self, features: torch.Tensor, state_conv: torch.Tensor, state_gru: torch.Tensor):
+        """Like ``forward`` but returns the pre-sigmoid logits (for BCE on logits in training)."""
         x = (features - self.feat_mean) / self.feat_std
         x = torch.relu(self.inp(x))  # [B, T, c1]
         ctx = torch.cat([state_conv, x], dim=1)  # [B, k-1+T, c1]
@@ -127,8 +123,11 @@ class FrozenVAD(nn.Module):
         y = self.dw(ctx.transpose(1, 2)).transpose(1, 2)  # [B, T, c1]
         z = torch.relu(self.pw(y))
         g, hn = self.gru(z, state_gru.unsqueeze(0))
-        prob = torch.sigmoid(self.out(g)).squeeze(-1)
-        return prob, new_conv, hn.squeeze(0)
+        return self.out(g).squeeze(-1), new_conv, hn.squeeze(0)
+
+    def forward(self, features: torch.Tensor, state_conv: torch.Tensor, state_gru: torch.Tensor):
+        logits, new_conv, new_gru = self.logits(features, state_conv, state_gru)
+        return torch.sigmoid(logits), new_conv, new_gru
 
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -1,30 +1,48 @@
 """The width-search training loop (nanoGPT style: one config, one loop, read top to bottom).
 
-Two modes (exactly one of ``TrainConfig.target_auc`` / ``TrainConfig.budget_mflops``):
+Three goals (exactly one of ``TrainConfig.target_auc`` / ``budget_mflops`` / ``budget_us``):
 
-* **target** (``--target-auc A``): minimise FLOPs subject to validation ROC-AUC >= A.
-  ``loss = BCE + alpha * F(K) / F_max`` where ``F(K)`` is the network's FLOPs per second at
-  the continuous widths and ``F_max`` at the maximum widths. ``alpha`` is a controller
-  driven by the measured validation AUC of the *consolidated* net at every evaluation:
-  ``alpha *= alpha_up`` while AUC >= A + target_margin (room to shrink), ``alpha *=
-  alpha_down`` when AUC < A (shrinking too fast), unchanged in between; the first
-  ``controller_warmup_evals`` evaluations only raise it (an untrained net is below any
-  target). The result is the smallest evaluated consolidated net with AUC >= A (ties:
-  higher AUC), fine-tuned; if none met A, the run ends with ``TargetNotMetError`` after
-  writing the best net it found.
-* **budget** (``--budget-mflops B``): maximise AUC subject to ``F <= B``:
-  ``loss = BCE + budget_penalty * relu(F(K) - B) / F_max`` (only the excess is penalised).
-  At every evaluation the widths are made whole and fitted to the budget exactly
-  (``training.consolidate.fit_widths_to_budget``); the best such net by validation AUC is
-  kept and fine-tuned. Its FLOPs/s are <= B by construction. The search starts from the
-  uniform width fraction whose FLOPs equal B (target mode starts near the maximum widths).
+* **target** (``--target-auc A``): the smallest net (network FLOPs) whose held-out AUC >= A.
+* **budget** (``--budget-mflops B``): the best net with network MFLOP/s <= B.
+* **latency budget** (``--budget-us U``): the best net that runs in <= U microseconds per
+  10 ms of audio on this machine, front end included, as predicted by the measured cost
+  model of ``vad calibrate`` (``vad.core.costmodel.CostModel``, given as ``cost_model``).
 
-Validation AUC is always measured on the consolidated ``FrozenVAD`` sliced from the search
-net (so what is selected is what is shipped). Optimiser: AdamW on the weights (linear
-warm-up, constant lr) and Adam on the width parameters ``theta`` (``width_lr``). After the
-search, ``finetune_fraction`` of the time budget fine-tunes the consolidated net at fixed
-widths (cosine decay); the fine-tuned weights are kept only if their validation AUC is not
-lower.
+The complexity ``C(K)`` is one linear cost over the width terms (``vad.core.costmodel``):
+FLOPs per frame, or microseconds per frame, at the continuous widths K (differentiable).
+The loss is ``BCE(logits) + alpha * C(K) / C_max`` (``C_max`` at the maximum widths), and
+``alpha`` is the dual variable (Lagrange multiplier) of the goal's constraint, updated by
+dual ascent in log space, clipped to ``[alpha_min, alpha_max]``:
+
+* budget: every step ``log alpha += clip(dual_lr_budget * (C(K) - B) / B, +-dual_clip_budget)``
+  (the constraint ``C <= B`` is known exactly at every step): alpha grows while the widths
+  cost more than the budget and shrinks while they cost less, so the search settles on the
+  budget and trades width between layers along it. The search starts from the uniform width
+  fraction whose cost equals B.
+* target: at every evaluation ``log alpha += clip(dual_lr_target * (AUC - A - target_margin),
+  +-dual_clip_target)`` with AUC measured on the *select* half of validation: the further
+  above the target, the faster the pressure to shrink grows; below it, alpha falls. No
+  update during the width warm-up (an untrained net is below any target). The search starts
+  near the maximum widths.
+
+Optimisers: AdamW on the weights (linear warm-up over ``warmup_steps``, constant lr) and Adam
+on the width parameters ``theta`` with ``width_lr`` warmed up linearly over
+``width_warmup_steps``: Adam moves theta by about its lr per step whatever the gradient's
+size, so the width lr, not alpha, sets how fast widths can move; the warm-up keeps them in
+place while the weights learn what each channel is for.
+
+Validation is split (``training.consolidate.split_validation``) into *select* and *check*.
+Every ``eval_every_steps`` the widths are made whole (budget modes: fitted to the budget
+exactly, ``fit_widths_to_budget``), consolidated (``slice_into_frozen``, with the folds) and
+measured on *select*. Selection: budget modes keep the snapshot of best select AUC; target
+mode keeps the smallest snapshot that meets A on select by itself AND on the mean of the
+last ``target_snapshots`` snapshots (so one lucky snapshot does not qualify; ties: higher
+AUC), else the best unmet one. The selected net is then trained at fixed widths
+(``train_fixed``: ``finetune_fraction`` of the time, cosine lr, BCE on logits, evaluated on
+select, the starting weights competing) and measured ONCE on *check*, which no decision
+has seen. That figure is ``metrics["val_auc"]``; target mode requires at least
+``min_check_minutes`` of check audio and reports the target met only when the check AUC is
+>= A. ``run`` writes no model file for an unmet target unless ``write_unmet``.
 
 Checkpoints (``torch.load(weights_only=True)``): ``<out_dir>/search.pt`` after every
 evaluation (kind ``vad-dynamic``: model + optimiser state, config, controller, history, best
@@ -34,7 +52,6 @@ documents its fields).
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import time
@@ -47,24 +64,33 @@ import torch
 from vad.training.consolidate import (
     CHECKPOINT_FORMAT_VERSION,
     DYNAMIC_KIND,
+    GRAD_CLIP_NORM,
+    SampleBatch,
+    Schedule,
     ValData,
     atomic_torch_save,
+    bce_on_logits,
     evaluate_auc,
-    finetune,
     fit_widths_to_budget,
+    frame_count,
     frozen_checkpoint,
-    widths_flops_per_frame,
+    latency_entry,
+    split_validation,
+    train_fixed,
 )
 from vad.training.dynamic import WIDTH_NAMES, DynamicVAD, slice_into_frozen
 from vad.training.model import ArchConfig, FrozenVAD
 
+from vad.core.costmodel import CostModel, flop_coefficients, linear_cost
 from vad.core.errors import InvalidInputError, VADError
 from vad.core.features import FeatureSpec
 from vad.core.modelmeta import MFLOP
 
+US_BUDGET_HOP_MS = 10.0  # --budget-us is microseconds of compute per 10 ms of audio
+
 
 class TargetNotMetError(VADError, RuntimeError):
-    """The validation target was not reached in the time given (best model still written)."""
+    """The held-out AUC target was not reached in the time given."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,8 +98,11 @@ class TrainConfig:
     """Everything that defines a width search (stored in every checkpoint).
 
     Attributes:
-        target_auc: target mode: smallest net with validation ROC-AUC >= this.
+        target_auc: target mode: smallest net with held-out ROC-AUC >= this.
         budget_mflops: budget mode: best net with network MFLOP/s <= this.
+        budget_us: latency budget: best net with <= this many microseconds per 10 ms of
+            audio on the calibrated machine (needs ``cost_model``).
+        cost_model: ``CostModel.to_dict()`` of ``vad calibrate`` (budget_us only).
         max_minutes: wall-clock budget of search + fine-tuning (data preparation excluded).
         seed: seeds torch and the batch sampler.
         input_width / conv_width / gru_width: maximum widths of the dynamic layers.
@@ -81,14 +110,19 @@ class TrainConfig:
         conv_kernel_frames: depthwise conv kernel (frames of context).
         batch_size / window_frames: training batch of random windows (frames of 10 ms).
         lr / weight_decay / warmup_steps: AdamW on the weights.
-        width_lr: Adam on the width parameters theta.
-        eval_every_steps: validation + controller + checkpoint period.
-        max_steps: optional cap on search steps (tests).
-        alpha_init / alpha_up / alpha_down / alpha_min / alpha_max / target_margin /
-            controller_warmup_evals: the target-mode controller (module doc).
-        budget_penalty: weight of the relative FLOPs excess in budget mode.
+        width_lr / width_warmup_steps: Adam on the width parameters theta, linear warm-up.
+        eval_every_steps: validation + controller (target mode) + checkpoint period.
+        max_steps: optional cap on search steps (tests, smoke runs).
+        alpha_init / alpha_min / alpha_max: the dual variable's start and range.
+        dual_lr_target / dual_clip_target: target mode's dual step per evaluation (log alpha
+            per unit of AUC above target + margin) and its largest size.
+        dual_lr_budget / dual_clip_budget: budget modes' dual step per training step (log
+            alpha per relative excess over the budget) and its largest size.
+        target_margin: target mode aims this far above the target.
+        target_snapshots: target mode: consecutive snapshots whose mean select AUC must meet it.
+        min_check_minutes: target mode: least held-out (check) audio to decide on.
         finetune_fraction: share of max_minutes for fixed-width fine-tuning after the search.
-        finetune_lr: peak learning rate of the fine-tuning.
+        finetune_lr: peak learning rate of the fine-tuning (cosine to 0).
         finetune_max_steps: optional cap on fine-tuning steps (tests).
         num_threads: torch intra-op threads. 1 by default: on this 2-core machine shared with
             other jobs, a batch 64 x 200 frames step took 0.13 s with 1 thread and 3.5 s with 2
@@ -97,6 +131,8 @@ class TrainConfig:
 
     target_auc: float | None = None
     budget_mflops: float | None = None
+    budget_us: float | None = None
+    cost_model: dict[str, Any] | None = None
     max_minutes: float = 20.0
     seed: int = 0
     input_width: int = 48
@@ -109,33 +145,46 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 100
-    width_lr: float = 0.02
-    eval_every_steps: int = 200
+    width_lr: float = 0.005
+    width_warmup_steps: int = 500
+    eval_every_steps: int = 100
     max_steps: int | None = None
     alpha_init: float = 0.05
-    alpha_up: float = 1.3
-    alpha_down: float = 0.5
     alpha_min: float = 1e-4
-    alpha_max: float = 20.0
-    target_margin: float = 0.004
-    controller_warmup_evals: int = 2
-    budget_penalty: float = 20.0
+    alpha_max: float = 100.0
+    dual_lr_target: float = 50.0
+    dual_clip_target: float = 0.5
+    dual_lr_budget: float = 1.0
+    dual_clip_budget: float = 0.05
+    target_margin: float = 0.002
+    target_snapshots: int = 3
+    min_check_minutes: float = 5.0
     finetune_fraction: float = 0.2
     finetune_lr: float = 1e-3
     finetune_max_steps: int | None = None
     num_threads: int = 1
 
     def __post_init__(self) -> None:
-        if (self.target_auc is None) == (self.budget_mflops is None):
-            raise InvalidInputError("give exactly one of target_auc (--target-auc) or budget_mflops (--budget-mflops)")
+        goals = [g for g in (self.target_auc, self.budget_mflops, self.budget_us) if g is not None]
+        if len(goals) != 1:
+            raise InvalidInputError(
+                "give exactly one of target_auc (--target-auc), budget_mflops (--budget-mflops) or budget_us (--budget-us)"
+            )
         if self.target_auc is not None and not 0.5 < self.target_auc < 1.0:
             raise InvalidInputError(f"target AUC {self.target_auc!r} must be in (0.5, 1)")
-        if self.budget_mflops is not None and not (math.isfinite(self.budget_mflops) and self.budget_mflops > 0):
-            raise InvalidInputError(f"budget {self.budget_mflops!r} MFLOP/s must be a positive number")
+        for name, value in {"budget_mflops": self.budget_mflops, "budget_us": self.budget_us}.items():
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise InvalidInputError(f"{name}={value!r} must be a positive number")
+        if self.budget_us is not None and self.cost_model is None:
+            raise InvalidInputError("budget_us needs a cost model: measure this machine with `vad calibrate`")
+        if self.cost_model is not None:
+            CostModel.from_dict(self.cost_model, source="TrainConfig.cost_model")
         if not self.max_minutes > 0:
             raise InvalidInputError(f"max_minutes={self.max_minutes!r} must be > 0")
         if not 0.0 <= self.finetune_fraction < 1.0:
             raise InvalidInputError(f"finetune_fraction={self.finetune_fraction!r} must be in [0, 1)")
+        if self.target_snapshots < 1:
+            raise InvalidInputError(f"target_snapshots={self.target_snapshots!r} must be >= 1")
         for name in ("input_width", "conv_width", "gru_width"):
             if getattr(self, name) < self.min_width:
                 raise InvalidInputError(f"{name}={getattr(self, name)} is below min_width={self.min_width}")
@@ -162,26 +211,64 @@ class TrainConfig:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
-def min_network_mflops(config: TrainConfig, n_features: int, frames_per_second: float) -> float:
-    """MFLOP/s of the smallest net the search can reach (all widths at min_width)."""
-    w = {name: config.min_width for name in WIDTH_NAMES}
-    return widths_flops_per_frame(w, n_features, config.conv_kernel_frames) * frames_per_second / MFLOP
+@dataclasses.dataclass(frozen=True)
+class Complexity:
+    """The cost the search controls, per frame, and how it reads in the goal's unit.
+
+    Attributes:
+        coefficients: cost per frame by width term (``vad.core.costmodel.WIDTH_TERMS``).
+        unit: "MFLOP/s" (network FLOPs) or "us/10ms" (measured latency, front end included).
+        to_unit: multiply a cost per frame by this to get it in ``unit``.
+        budget: the budget per frame (None in target mode).
+    """
+
+    coefficients: dict[str, float]
+    unit: str
+    to_unit: float
+    budget: float | None
+
+    def of(self, widths: dict[str, int | float]) -> float:
+        return float(linear_cost(self.coefficients, widths["input"], widths["conv"], widths["gru"]))
+
+    def fmt(self, per_frame: float) -> str:
+        return f"{per_frame * self.to_unit:.3f} {self.unit}"
 
 
-def check_budget(config: TrainConfig, n_features: int, frames_per_second: float) -> None:
-    if config.budget_mflops is None:
+def complexity_of(config: TrainConfig, spec: FeatureSpec) -> Complexity:
+    """FLOPs for target and MFLOP budget modes, the cost model's microseconds for budget_us."""
+    fps = spec.frames_per_second
+    if config.budget_us is None:
+        budget = None if config.budget_mflops is None else config.budget_mflops * MFLOP / fps
+        return Complexity(flop_coefficients(spec.n_mels, config.conv_kernel_frames), "MFLOP/s", fps / MFLOP, budget)
+    cost_model = CostModel.from_dict(config.cost_model, source="cost model")
+    cost_model.check_architecture(spec.n_mels, config.conv_kernel_frames)
+    hop_ms = 1000.0 * spec.hop_s
+    if not math.isclose(cost_model.hop_ms, hop_ms):
+        raise InvalidInputError(f"the cost model was measured at a {cost_model.hop_ms} ms hop, the features use {hop_ms} ms")
+    to_unit = US_BUDGET_HOP_MS / hop_ms
+    return Complexity(dict(cost_model.coefficients_us), "us/10ms", to_unit, config.budget_us / to_unit)
+
+
+def check_budget(config: TrainConfig, spec: FeatureSpec, log: Callable[[str], None] | None = None) -> None:
+    """Refuse a budget below the smallest net the search can build; note one above the largest."""
+    cx = complexity_of(config, spec)
+    if cx.budget is None:
         return
-    smallest = min_network_mflops(config, n_features, frames_per_second)
-    if config.budget_mflops < smallest:
+    smallest = cx.of({name: config.min_width for name in WIDTH_NAMES})
+    if cx.budget < smallest:
+        what = "--budget-mflops" if config.budget_us is None else "--budget-us"
         raise InvalidInputError(
-            f"budget {config.budget_mflops} MFLOP/s is below the smallest network this search can build "
-            f"({smallest:.4f} MFLOP/s at width {config.min_width} everywhere)"
+            f"budget {what} {cx.budget * cx.to_unit:g} is below the smallest network this search can build "
+            f"({cx.fmt(smallest)} at width {config.min_width} everywhere)"
         )
+    largest = cx.of(config.arch(spec.n_mels).widths)
+    if log is not None and cx.budget >= largest:
+        log(f"note: the budget is above the largest network ({cx.fmt(largest)} at the maximum widths): it does not bind")
 
 
 # --- the loop -------------------------------------------------------------------------
-def _start_at_budget(model: DynamicVAD, budget_flops_per_frame: float) -> None:
-    """Budget mode starts from the uniform width fraction whose FLOPs equal the budget.
+def _start_at_budget(model: DynamicVAD, cx: Complexity) -> None:
+    """Budget modes start from the uniform width fraction whose cost equals the budget.
 
     (Target mode starts near the maximum widths.) Starting at the budget spends the search on
     how to share it between layers instead of on descending from the maximum.
@@ -191,12 +278,9 @@ def _start_at_budget(model: DynamicVAD, budget_flops_per_frame: float) -> None:
         mid = 0.5 * (lo + hi)
         for w in model.widths.values():
             w.set_width(w.n_min + mid * (w.n_max - w.n_min))
-        lo, hi = (mid, hi) if float(model.flops_per_frame().detach()) <= budget_flops_per_frame else (lo, mid)
+        lo, hi = (mid, hi) if float(model.cost(cx.coefficients).detach()) <= cx.budget else (lo, mid)
     for w in model.widths.values():
         w.set_width(w.n_min + min(lo, 0.95) * (w.n_max - w.n_min))
-
-
-SampleBatch = Callable[[int], tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclasses.dataclass
@@ -208,6 +292,10 @@ class SearchResult:
 
 def _fmt_widths(w: dict[str, float]) -> str:
     return "/".join(f"{w[n]:.1f}" if isinstance(w[n], float) else str(w[n]) for n in WIDTH_NAMES)
+
+
+def _frozen_state(frozen: FrozenVAD) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in frozen.state_dict().items()}
 
 
 def train(
@@ -223,20 +311,29 @@ def train(
     train_frames: int | None = None,
     log: Callable[[str], None] = print,
 ) -> SearchResult:
-    """Width search + consolidation + fine-tuning; writes ``out_dir/search.pt`` and returns the result.
+    """Width search + consolidation + fine-tuning + held-out check; writes ``out_dir/search.pt``.
 
-    ``sample_batch(step) -> (features [B, T, F] float32, labels [B, T] float32 in [0, 1])``
+    ``sample_batch(step) -> (features [B, T, F] float32, targets [B, T] float32 in [0, 1])``
     must be deterministic in ``step`` for a given seed. ``val`` is a list of whole
-    validation sequences ``(features [T, F], labels [T])``. ``resume`` is a ``search.pt``
-    dict from an earlier run of the same config.
+    validation sequences ``(features [T, F], labels [T])``, split here into select and check.
+    ``resume`` is a ``search.pt`` dict from an earlier run of the same config.
     """
     torch.set_num_threads(config.num_threads)
     torch.manual_seed(config.seed)
     out_dir = Path(out_dir)
     fps = spec.frames_per_second
-    check_budget(config, spec.n_mels, fps)
+    cx = complexity_of(config, spec)
+    check_budget(config, spec, log)
+    select, check = split_validation(val)
+    check_minutes = frame_count(check) / fps / 60.0
+    if config.mode == "target" and check_minutes < config.min_check_minutes:
+        raise InvalidInputError(
+            f"target mode decides on held-out validation audio: it has {check_minutes:.1f} min, needs at least "
+            f"{config.min_check_minutes:g} min (half of the validation streams); give more --minutes-val"
+        )
     arch = config.arch(spec.n_mels)
-    model = DynamicVAD(arch, min_widths={name: config.min_width for name in WIDTH_NAMES})
+    mins = {name: config.min_width for name in WIDTH_NAMES}
+    model = DynamicVAD(arch, min_widths=mins)
     with torch.no_grad():
         model.feat_mean.copy_(torch.as_tensor(feat_mean, dtype=torch.float32))
         model.feat_std.copy_(torch.as_tensor(np.maximum(feat_std, 1e-3), dtype=torch.float32))
@@ -246,16 +343,19 @@ def train(
             {"params": model.width_parameters(), "lr": config.width_lr, "weight_decay": 0.0},
         ]
     )
-    f_max = model.max_flops_per_frame() * fps
-    budget = config.budget_mflops * MFLOP if config.budget_mflops is not None else None
-    if budget is not None and resume is None:
-        _start_at_budget(model, budget / fps)
-    state = {"step": 0, "alpha": config.alpha_init, "elapsed_s": 0.0, "n_evals": 0, "history": [], "best": None}
+    cost_max = cx.of(arch.widths)
+    if cx.budget is not None and resume is None:
+        _start_at_budget(model, cx)
+    state = {"step": 0, "log_alpha": math.log(config.alpha_init), "elapsed_s": 0.0, "n_evals": 0,
+             "history": [], "best": None}
     if resume is not None:
         if resume.get("kind") != DYNAMIC_KIND:
             raise InvalidInputError("--resume needs a search checkpoint (search.pt), not a consolidated model")
-        model.load_state_dict(resume["state_dict"])
-        opt.load_state_dict(resume["optimizer"])
+        try:
+            model.load_state_dict(resume["state_dict"])
+            opt.load_state_dict(resume["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise InvalidInputError(f"--resume: the search checkpoint does not match this version's network: {exc}") from exc
         state.update(resume["loop"])
         log(f"resumed at step {state['step']} ({state['elapsed_s'] / 60:.1f} min already spent)")
 
@@ -263,50 +363,55 @@ def train(
     search_s = total_s * (1.0 - config.finetune_fraction)
     t0 = time.monotonic() - state["elapsed_s"]
     frames_per_step = config.batch_size * config.window_frames
+    log_alpha_range = (math.log(config.alpha_min), math.log(config.alpha_max))
+
+    def move_alpha(delta: float, clip: float) -> None:
+        value = state["log_alpha"] + max(-clip, min(clip, delta))
+        state["log_alpha"] = max(log_alpha_range[0], min(log_alpha_range[1], value))
 
     def evaluate_and_select() -> None:
         cont = model.continuous_widths()
         widths = model.eval_widths()
-        if budget is not None:
-            widths = fit_widths_to_budget(
-                widths, cont, budget / fps, spec.n_mels, config.conv_kernel_frames,
-                {name: config.min_width for name in WIDTH_NAMES},
-            )
+        if cx.budget is not None:
+            widths = fit_widths_to_budget(widths, cont, cx.budget, cx.of, mins)
         frozen = slice_into_frozen(model, widths).eval()
-        auc = evaluate_auc(frozen, val)  # nan when validation has one class only
-        net_flops = frozen.flops_per_second(fps)
+        auc = evaluate_auc(frozen, select)  # nan when validation has one class only
+        score = float(auc) if math.isfinite(auc) else -1.0
+        cost = cx.of(widths)
         state["n_evals"] += 1
+        state["history"].append(
+            {"step": int(state["step"]), "elapsed_s": float(time.monotonic() - t0), "select_auc": float(auc),
+             "continuous_widths": cont, "widths": dict(widths), "cost": cost * cx.to_unit, "cost_unit": cx.unit,
+             "network_mflops": frozen.flops_per_second(fps) / MFLOP, "alpha": math.exp(state["log_alpha"])}
+        )
         best = state["best"]
         if config.mode == "target":
-            ok = auc >= config.target_auc
-            better = best is None or (ok and (not best["ok"] or (net_flops, -auc) < (best["flops"], -best["auc"])))
-            better = better or (not ok and best is not None and not best["ok"] and auc > best["auc"])
-            margin = auc - config.target_auc
-            if margin >= config.target_margin or state["n_evals"] <= config.controller_warmup_evals:
-                state["alpha"] = min(config.alpha_max, state["alpha"] * config.alpha_up)
-            elif margin < 0:
-                state["alpha"] = max(config.alpha_min, state["alpha"] * config.alpha_down)
+            if state["step"] >= config.width_warmup_steps:
+                move_alpha(config.dual_lr_target * (score - config.target_auc - config.target_margin),
+                           config.dual_clip_target)
+            recent = [h["select_auc"] for h in state["history"][-config.target_snapshots:]]
+            ok = (len(recent) == config.target_snapshots and score >= config.target_auc
+                  and float(np.mean(recent)) >= config.target_auc)
+            if ok:
+                better = best is None or not best["ok"] or (cost, -score) < (best["cost"], -best["auc"])
+            else:
+                better = best is None or (not best["ok"] and score > best["auc"])
         else:
-            ok = net_flops <= budget
-            better = best is None or auc > best["auc"]
-        if better or state["best"] is None:
+            ok = cost <= cx.budget
+            better = best is None or score > best["auc"]
+        if better:
             state["best"] = {
-                "ok": bool(ok), "auc": float(auc) if math.isfinite(auc) else -1.0, "flops": float(net_flops), "step": int(state["step"]),
-                "widths": dict(widths), "arch": frozen.arch.to_dict(),
-                "state_dict": {k: v.detach().clone() for k, v in frozen.state_dict().items()},
+                "ok": bool(ok), "auc": score, "cost": float(cost), "step": int(state["step"]),
+                "widths": dict(widths), "arch": frozen.arch.to_dict(), "state_dict": _frozen_state(frozen),
             }
-        state["history"].append(
-            {"step": int(state["step"]), "elapsed_s": float(time.monotonic() - t0), "val_auc": float(auc),
-             "continuous_widths": cont, "widths": dict(widths), "network_mflops": net_flops / MFLOP,
-             "alpha": float(state["alpha"])}
-        )
         left = max(0.0, total_s - (time.monotonic() - t0))
         epoch = f" | epoch {state['step'] * frames_per_step / train_frames:.2f}" if train_frames else ""
         log(
             f"step {state['step']}{epoch} | loss {state.get('last_loss', float('nan')):.4f} "
-            f"(bce {state.get('last_bce', float('nan')):.4f}) | val auc {auc:.4f} | widths {_fmt_widths(cont)} "
-            f"-> {_fmt_widths(widths)} | net {net_flops / MFLOP:.3f} MFLOP/s "
-            f"(+{spec.flops_per_second() / MFLOP:.2f} front end) | alpha {state['alpha']:.3g} | {left / 60:.1f} min left"
+            f"(bce {state.get('last_bce', float('nan')):.4f}) | select auc {auc:.4f} | widths {_fmt_widths(cont)} "
+            f"-> {_fmt_widths(widths)} | {cx.fmt(cost)}"
+            + (f" | net {frozen.flops_per_second(fps) / MFLOP:.3f} MFLOP/s" if cx.unit != "MFLOP/s" else "")
+            + f" | alpha {math.exp(state['log_alpha']):.3g} | {left / 60:.1f} min left"
         )
 
     def save_search() -> None:
@@ -323,29 +428,27 @@ def train(
 
     # --- search -----------------------------------------------------------------------
     model.train()
+    goal = (f"select/check AUC >= {config.target_auc}" if cx.budget is None
+            else f"<= {cx.fmt(cx.budget)}")
     log(
-        f"search ({config.mode}: "
-        + (f"val AUC >= {config.target_auc}" if budget is None else f"<= {config.budget_mflops} MFLOP/s")
-        + f") max widths {arch.input_width}/{arch.conv_width}/{arch.gru_width} = {f_max / MFLOP:.3f} MFLOP/s, "
-        f"front end {spec.flops_per_second() / MFLOP:.3f} MFLOP/s, {search_s / 60:.1f} min search"
+        f"search ({config.mode}: {goal}) max widths {arch.input_width}/{arch.conv_width}/{arch.gru_width} = "
+        f"{cx.fmt(cost_max)}, front end {spec.flops_per_second() / MFLOP:.3f} MFLOP/s, {search_s / 60:.1f} min search, "
+        f"validation {frame_count(select) / fps / 60:.1f} min select + {check_minutes:.1f} min check"
     )
     while time.monotonic() - t0 < search_s and (config.max_steps is None or state["step"] < config.max_steps):
         step = state["step"]
-        warm = min(1.0, (step + 1) / config.warmup_steps)
-        opt.param_groups[0]["lr"] = config.lr * warm
+        opt.param_groups[0]["lr"] = config.lr * min(1.0, (step + 1) / config.warmup_steps)
+        opt.param_groups[1]["lr"] = config.width_lr * min(1.0, (step + 1) / max(1, config.width_warmup_steps))
         x, y = sample_batch(step)
-        logits = model.logits(x)
-        bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
-        flops = model.flops_per_frame() * fps
-        if budget is None:
-            penalty = state["alpha"] * flops / f_max
-        else:
-            penalty = config.budget_penalty * torch.relu(flops - budget) / f_max
-        loss = bce + penalty
+        bce = bce_on_logits(model.logits(x), y)
+        cost = model.cost(cx.coefficients)
+        loss = bce + math.exp(state["log_alpha"]) * cost / cost_max
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.weight_parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(model.weight_parameters(), GRAD_CLIP_NORM)
         opt.step()
+        if cx.budget is not None:
+            move_alpha(config.dual_lr_budget * (float(cost.detach()) - cx.budget) / cx.budget, config.dual_clip_budget)
         state["step"] = step + 1
         state["last_loss"], state["last_bce"] = float(loss.item()), float(bce.item())
         if state["step"] % config.eval_every_steps == 0:
@@ -354,58 +457,68 @@ def train(
             model.train()
             save_search()
     model.eval()
-    evaluate_and_select()
+    if not state["history"] or state["history"][-1]["step"] != state["step"]:
+        evaluate_and_select()
     save_search()
     search_time_s = time.monotonic() - t0
 
-    # --- consolidation + fine-tuning ----------------------------------------------------
+    # --- consolidation, fixed-width fine-tuning, held-out check ----------------------------
     best = state["best"]
     frozen = FrozenVAD(ArchConfig.from_dict(best["arch"]))
     frozen.load_state_dict(best["state_dict"])
     frozen.eval()
-    auc_before = best["auc"]
     ft_s = max(0.0, total_s - (time.monotonic() - t0))
-    ft_steps = 0
-    auc_after = auc_before
+    ft_steps, ft_selected, select_auc = 0, 0, best["auc"]
     if config.finetune_fraction > 0 and ft_s > 1.0:
-        log(f"consolidated widths {_fmt_widths(best['widths'])} (val auc {auc_before:.4f}); fine-tuning {ft_s / 60:.1f} min")
-        tuned = copy.deepcopy(frozen)
-        ft_steps = finetune(
-            tuned, lambda s: sample_batch(10_000_000 + s), ft_s, config.finetune_lr,
-            max_steps=config.finetune_max_steps, log=log,
+        log(f"selected step {best['step']}: widths {_fmt_widths(best['widths'])} (select auc {best['auc']:.4f}); "
+            f"fine-tuning {ft_s / 60:.1f} min")
+        ft = train_fixed(
+            frozen, sample_batch, Schedule(config.finetune_lr, "cosine"), max_steps=config.finetune_max_steps,
+            seconds=ft_s, select=select, eval_every=config.eval_every_steps, start_auc=best["auc"],
+            step_offset=10_000_000, log=log,
         )
-        auc_after = evaluate_auc(tuned, val)
-        if auc_after >= auc_before:
-            frozen = tuned
-        log(f"fine-tuned {ft_steps} steps: val auc {auc_before:.4f} -> {auc_after:.4f}"
-            + ("" if auc_after >= auc_before else " (kept the search weights)"))
-    final_auc = max(auc_before, auc_after)
-    target_met = config.target_auc is None or final_auc >= config.target_auc
+        frozen, ft_steps, ft_selected, select_auc = ft.model, ft.steps, ft.selected_step, ft.select_auc
+        log(f"fine-tuned {ft_steps} steps: select auc {best['auc']:.4f} -> {select_auc:.4f} "
+            + ("(kept the search weights)" if ft_selected == 0 else f"(step {ft_selected})"))
+    check_auc = evaluate_auc(frozen, check)
+    target_met = config.target_auc is None or (math.isfinite(check_auc) and check_auc >= config.target_auc)
     metrics = {
-        "val_auc": float(final_auc),
-        "val_auc_before_finetune": float(auc_before),
-        "val_auc_after_finetune": float(auc_after),
+        "val_auc": float(check_auc),
+        "val_auc_select": float(select_auc),
+        "val_auc_select_before_finetune": float(best["auc"]),
+        "val_check_minutes": float(check_minutes),
     }
+    final_cost = cx.of(frozen.arch.widths)
     training_info = {
         "config": config.to_dict(),
         "data": dict(data_info or {}),
         "search": {
             "mode": config.mode,
+            "goal": goal,
+            "cost": final_cost * cx.to_unit,
+            "cost_unit": cx.unit,
             "steps": int(state["step"]),
             "finetune_steps": int(ft_steps),
             "selected_step": int(best["step"]),
+            "finetune_selected_step": int(ft_selected),
             "search_minutes": search_time_s / 60.0,
             "total_minutes": (time.monotonic() - t0) / 60.0,
-            "final_alpha": float(state["alpha"]),
+            "final_alpha": math.exp(state["log_alpha"]),
             "target_met": bool(target_met),
         },
     }
+    if config.cost_model is not None:
+        training_info["latency"] = latency_entry(
+            dict(frozen.arch.widths), CostModel.from_dict(config.cost_model), "cost model the net was trained for"
+        )
     ckpt = frozen_checkpoint(frozen, spec, metrics, training_info)
     ckpt["search_history"] = state["history"]  # per-evaluation log; kept out of the export metadata
     log(
-        f"done: widths {_fmt_widths(ckpt['widths'])} | net {ckpt['network_flops_per_second'] / MFLOP:.3f} MFLOP/s "
-        f"+ front end {ckpt['frontend_flops_per_second'] / MFLOP:.3f} | {ckpt['parameters']} params | "
-        f"val auc {final_auc:.4f} | {(time.monotonic() - t0) / 60:.1f} min"
+        f"done: widths {_fmt_widths(ckpt['widths'])} | {cx.fmt(final_cost)} | net "
+        f"{ckpt['network_flops_per_second'] / MFLOP:.3f} MFLOP/s + front end {ckpt['frontend_flops_per_second'] / MFLOP:.3f} | "
+        f"{ckpt['parameters']} params | held-out check auc {check_auc:.4f} ({check_minutes:.1f} min)"
+        + ("" if config.target_auc is None else f" | target {config.target_auc} {'met' if target_met else 'NOT met'}")
+        + f" | {(time.monotonic() - t0) / 60:.1f} min"
     )
     return SearchResult(frozen=frozen, checkpoint=ckpt, target_met=target_met)
 
@@ -505,13 +618,15 @@ def run(
     log: Callable[[str], None] = print,
     cache_dir: str | Path | None = None,
     teacher: Callable[[], Any] | None = None,
+    write_unmet: bool = False,
 ) -> tuple[SearchResult, Path]:
-    """The whole recipe: cache -> search -> consolidation -> fine-tuning.
+    """The whole recipe: cache -> search -> consolidation -> fine-tuning -> held-out check.
 
     ``config.max_minutes`` bounds the whole call; the time the data cache takes is taken off
     the search. Writes ``work_dir/search.pt`` and ``work_dir/consolidated.pt`` and returns
-    (result, path of consolidated.pt). Raises TargetNotMetError after writing when a target
-    was not met.
+    (result, path of consolidated.pt). When a target is not met on the held-out check it
+    raises TargetNotMetError and writes no consolidated.pt, unless ``write_unmet`` (then it
+    writes the best net found first).
     """
     from vad.training.consolidate import load_checkpoint_dict
 
@@ -527,7 +642,7 @@ def run(
             {**resume["config"], "max_minutes": config.max_minutes, "max_steps": config.max_steps}
         )
     spec = FeatureSpec()
-    check_budget(config, spec.n_mels, spec.frames_per_second)
+    check_budget(config, spec)
     cache_dir = Path(cache_dir) if cache_dir is not None else work_dir / "cache"
     streams, val, prep_s = prepare_data(data, cache_dir, config.seed, config.window_frames, log, teacher=teacher)
     spec = streams.spec
@@ -552,12 +667,16 @@ def run(
     result.checkpoint["training"]["data_prep_seconds"] = prep_s
     result.checkpoint["training"]["wall_minutes"] = (time.monotonic() - t_start) / 60.0
     out = work_dir / "consolidated.pt"
-    atomic_torch_save(result.checkpoint, out)
-    log(f"wrote {out}")
+    if result.target_met or write_unmet:
+        atomic_torch_save(result.checkpoint, out)
+        log(f"wrote {out}")
     if not result.target_met:
+        m = result.checkpoint["metrics"]
         raise TargetNotMetError(
-            f"validation AUC target {config.target_auc} not met: best {result.checkpoint['metrics']['val_auc']:.4f} "
-            f"(widths {result.checkpoint['widths']}); the best model found was written to {out}. "
-            "Lower the target, allow more --max-minutes, or give more data."
+            f"held-out AUC target {config.target_auc} not met: the selected net (widths {result.checkpoint['widths']}) "
+            f"has {m['val_auc']:.4f} on the check split ({m['val_check_minutes']:.1f} min; {m['val_auc_select']:.4f} "
+            "on the select split). "
+            + (f"The best net found was written to {out} anyway. " if write_unmet else "No model file was written. ")
+            + "Lower the target, allow more --max-minutes, or give more data."
         )
     return result, out

@@ -2,4 +2,4 @@
 ``add_arguments(parser)`` and ``run(args) -> int`` (the exit code). Modules import heavy
 or optional dependencies (torch, training, sounddevice, matplotlib) inside ``run`` only."""
 
-COMMANDS = ("label", "listen", "eval", "tune", "train", "export", "info", "bench")
+COMMANDS = ("label", "listen", "eval", "tune", "train", "export", "info", "bench", "calibrate")

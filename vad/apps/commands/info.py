@@ -13,7 +13,7 @@ import json
 import unicodedata
 
 NAME = "info"
-HELP = "print a model's metadata: widths, MFLOP/s, parameters, size, latency, thresholds, metrics"
+HELP = "print a model's metadata: widths, MFLOP/s, predicted us per 10 ms, parameters, size, latency, thresholds, metrics"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +41,7 @@ def model_info(path, backend: str = "auto") -> dict:
     info["weights_verified"] = True
     info["backend"] = model.backend
     info["backend_note"] = model.backend_note
+    info["compute_us_per_10ms"] = _compute_latency(meta)
     return info
 
 
@@ -55,6 +56,32 @@ def escape_nonprinting(text: str) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+def _compute_latency(meta) -> dict:
+    """Predicted engine microseconds per 10 ms of audio: from the cost model stored in the file at
+    training/export (``training["latency"]``), and from this machine's calibration when there is one."""
+    from vad.core.costmodel import CostModel, default_cost_model_path, load_cost_model
+    from vad.core.errors import ModelFileError
+
+    out: dict = {}
+    per_10ms = 10.0 / meta.frame_latency_ms if meta.frame_latency_ms > 0 else 1.0
+    stored = meta.training.get("latency") if isinstance(meta.training, dict) else None
+    if isinstance(stored, dict) and isinstance(stored.get("us_per_frame"), (int, float)):
+        cm = stored.get("cost_model") or {}
+        out["stored"] = {"us": float(stored["us_per_frame"]) * per_10ms, "source": stored.get("source", ""),
+                         "host": (cm.get("machine") or {}).get("host"), "measured_at": cm.get("measured_at")}
+    widths = meta.architecture.get("widths") or {}
+    if default_cost_model_path().is_file() and {"input", "conv", "gru"} <= set(widths):
+        try:
+            local: CostModel = load_cost_model()
+        except ModelFileError:
+            local = None
+        if local is not None and (local.n_features, local.conv_kernel_frames) == (
+            meta.architecture.get("n_features"), meta.architecture.get("conv_kernel_frames")
+        ):
+            out["this_machine"] = {"us": local.us_of(widths) * per_10ms, "host": local.machine.get("host"),
+                                   "measured_at": local.measured_at, "path": str(default_cost_model_path())}
+    return out
 
 
 def format_info(info: dict) -> str:
@@ -72,6 +99,7 @@ def format_info(info: dict) -> str:
         f"compute      {info['network_flops_per_second'] / MFLOP:.3f} MFLOP/s network + "
         f"{info['frontend_flops_per_second'] / MFLOP:.3f} MFLOP/s front end = "
         f"{info['total_flops_per_second'] / MFLOP:.3f} MFLOP/s",
+        _latency_line(info.get("compute_us_per_10ms") or {}),
         f"latency      {info['algorithmic_latency_ms']:.1f} ms algorithmic "
         f"(frame {info['frame_latency_ms']:.1f} ms + lookahead {info['lookahead_ms']:.1f} ms)",
         f"features     {spec['n_mels']} log-mel @ {spec['sample_rate_hz']} Hz, win {spec['win_length_samples']}, "
@@ -96,6 +124,20 @@ def format_info(info: dict) -> str:
     if training:
         lines.append("training     " + ", ".join(sorted(training)) + "  (see --json)")
     return "\n".join(escape_nonprinting(line) for line in lines)
+
+
+def _latency_line(lat: dict) -> str:
+    parts = []
+    if "stored" in lat:
+        st = lat["stored"]
+        parts.append(f"{st['us']:.2f} us per 10 ms predicted at export ({st['source'] or 'cost model'}, "
+                     f"{st.get('host') or '?'} {st.get('measured_at') or ''})".replace(" )", ")"))
+    if "this_machine" in lat:
+        tm = lat["this_machine"]
+        parts.append(f"{tm['us']:.2f} us per 10 ms on this machine (calibrated {tm.get('measured_at') or '?'})")
+    if not parts:
+        parts.append("no cost model (measure this machine with `vad calibrate`)")
+    return "engine       " + "; ".join(parts)
 
 
 def _fmt(value) -> str:

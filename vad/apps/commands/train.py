@@ -1,10 +1,13 @@
-"""`vad train`: search the widths of a VAD network for an accuracy target or a compute budget.
+"""`vad train`: search the widths of a VAD network for an accuracy target, a compute budget or a latency budget.
 
 The recipe (``training.train.run``): synthesise and cache training streams from the speech,
 noise and room-impulse-response directories, search the widths (noise-injection dynamic
-widths, ``training.dynamic``), consolidate, fine-tune, and write the consolidated checkpoint
-or, when ``-o`` ends with ``.onnx``, export it (``training.export``). torch is imported only
-when the command runs.
+widths, ``training.dynamic``), consolidate, fine-tune, check on held-out validation, and
+write the consolidated checkpoint or, when ``-o`` ends with ``.onnx``, export it
+(``training.export``). torch is imported only when the command runs.
+
+Exit status 3: the target AUC was not met on the held-out check; no model is written unless
+``--write-unmet`` is given.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from pathlib import Path
 from vad.core.errors import InvalidInputError
 
 NAME = "train"
-HELP = "train a VAD network whose widths meet an AUC target or a MFLOP/s budget"
+HELP = "train a VAD network whose widths meet an AUC target, a MFLOP/s budget or a latency budget"
+EXIT_TARGET_NOT_MET = 3
 DEFAULT_MAX_MINUTES = 30.0
 _RESERVE_MINUTES = 0.5  # kept back from --max-minutes for writing and exporting
 
@@ -28,8 +32,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--noise", nargs="+", required=True, metavar="DIR", help="directories of non-speech noise/music")
     parser.add_argument("--rir", nargs="+", default=[], metavar="DIR", help="directories of room impulse responses")
     goal = parser.add_mutually_exclusive_group(required=True)
-    goal.add_argument("--target-auc", type=float, metavar="A", help="smallest network with validation ROC-AUC >= A")
+    goal.add_argument("--target-auc", type=float, metavar="A",
+                      help="smallest network with ROC-AUC >= A on held-out validation audio (no model is written "
+                      "when it is not met, unless --write-unmet)")
     goal.add_argument("--budget-mflops", type=float, metavar="B", help="best network with <= B MFLOP/s (network)")
+    goal.add_argument("--budget-us", type=float, metavar="U",
+                      help="best network that runs in <= U microseconds per 10 ms of audio on this machine, "
+                      "front end included (uses the cost model of `vad calibrate`; check with `vad calibrate --check` or `vad bench`)")
+    parser.add_argument("--cost-model", metavar="JSON",
+                        help="cost model for --budget-us (default: the one `vad calibrate` wrote for this machine)")
+    parser.add_argument("--write-unmet", action="store_true",
+                        help="with --target-auc: when the target is not met on the held-out check, still write the "
+                        "best network found to -o (exit status 3 either way; without this flag nothing is written)")
+    parser.add_argument("--max-steps", type=int, metavar="N", help="stop the search after N steps (smoke runs)")
     parser.add_argument("--max-minutes", type=float, default=DEFAULT_MAX_MINUTES, metavar="M",
                         help=f"wall-clock bound of the whole run, data preparation included (default {DEFAULT_MAX_MINUTES:g})")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
@@ -80,6 +95,11 @@ def run(args: argparse.Namespace) -> int:
     _check_dirs(args.rir, "room impulse response")
     _check_number(args.target_auc, "--target-auc", 0.5, 1.0)
     _check_number(args.budget_mflops, "--budget-mflops", 0.0)
+    _check_number(args.budget_us, "--budget-us", 0.0)
+    if args.max_steps is not None and args.max_steps < 1:
+        raise InvalidInputError(f"--max-steps {args.max_steps} must be >= 1")
+    if args.write_unmet and args.target_auc is None:
+        raise InvalidInputError("--write-unmet only applies to --target-auc")
     _check_number(args.max_minutes, "--max-minutes", _RESERVE_MINUTES)
     _check_number(args.minutes_train, "--minutes-train", 0.0)
     _check_number(args.minutes_val, "--minutes-val", 0.0)
@@ -97,9 +117,19 @@ def run(args: argparse.Namespace) -> int:
     from vad.training.train import RECIPE_STREAM_OPTIONS, DataConfig, TargetNotMetError, TrainConfig
     from vad.training.train import run as run_training
 
+    cost_model = None
+    if args.budget_us is not None:
+        from vad.core.costmodel import load_cost_model
+
+        cost_model = load_cost_model(args.cost_model).summary()  # the measured points stay in the JSON
+    elif args.cost_model is not None:
+        raise InvalidInputError("--cost-model only applies to --budget-us")
     config = TrainConfig(
         target_auc=args.target_auc,
         budget_mflops=args.budget_mflops,
+        budget_us=args.budget_us,
+        cost_model=cost_model,
+        max_steps=args.max_steps,
         max_minutes=args.max_minutes - _RESERVE_MINUTES,
         seed=args.seed,
         input_width=args.max_width,
@@ -134,17 +164,21 @@ def run(args: argparse.Namespace) -> int:
 
     status = 0
     try:
-        result, ckpt_path = run_training(config, data, work_dir, resume_path=args.resume, log=log, cache_dir=args.cache_dir,
-                                         teacher=teacher)
+        _result, ckpt_path = run_training(config, data, work_dir, resume_path=args.resume, log=log,
+                                         cache_dir=args.cache_dir, teacher=teacher, write_unmet=args.write_unmet)
     except TargetNotMetError as exc:
         log(f"error: {exc}")
+        if not args.write_unmet:
+            return EXIT_TARGET_NOT_MET
         ckpt_path = work_dir / "consolidated.pt"
-        status = 3
+        status = EXIT_TARGET_NOT_MET
     if output.suffix.lower() == ".onnx":
         from vad.training.export import export_checkpoint
 
         export_checkpoint(ckpt_path, output, name=output.stem)
         log(f"exported {output}")
+        if args.budget_us is not None:
+            log(f"check the latency on this machine: vad bench --no-baselines --model {output}")
     else:
         from vad.training.consolidate import load_checkpoint_dict
 
