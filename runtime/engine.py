@@ -9,21 +9,28 @@
     >>> vad.reset()                                     # ready for a new stream
 
 Pipeline per stream: (resampler to the model's rate when the stream's rate differs) ->
-float32 samples, the < 1 hop remainder (and an incomplete block) kept pending here -> the
-model's backend run on blocks of ``block_frames`` hops (``VADModel.run``: raw samples in,
-front end and network inside, one probability per hop out) ->
-``vad.core.postprocess.SegmentTracker`` (the one post-processing implementation, shared
-with batch labeling).
+log-mel front end built from the model's feature spec -> the network -> the post-processing
+state machine of ``vad.core.postprocess`` (the one implementation, shared with batch
+labeling). With the numba backend all of it after the resampler is ONE compiled call per
+chunk (``vad.runtime.network.stream_chunk``), state in preallocated buffers; Python builds
+event objects only when the post-processing completed one. With onnxruntime the float32
+samples (the < 1 hop remainder and an incomplete block kept pending here) go to the model's
+raw-audio graph in blocks of ``block_frames`` hops (``VADModel.run``).
+
+Files: ``process_signal`` (a whole signal) or ``process`` on consecutive blocks then
+``flush`` (a file read block by block, memory flat) is the batch path: large chunks run the
+network's non-recurrent layers as matrix products over blocks of frames and only the GRU frame
+by frame, with the same probabilities and events as any other chunking (tested).
 
 Timing: every frame ``i`` of the model covers model-rate samples ``[i*hop, (i+1)*hop)``;
 positions are mapped back to the input stream's sample positions (nearest sample of
 ``t * input_rate / model_rate``) and converted to seconds only on output.
 
-Latency: a frame's probability is returned once the frame is complete and its block of
-``block_frames`` frames is full: at most ``(block_frames - 1) * hop`` after the frame's last
-sample arrived, i.e. ``block_frames * hop`` after its first (``StreamingVAD.latency_ms``;
-10 ms with the default numba backend), plus the resampler's hold-back at other rates. Events come later by what the
-post-processing rules need (see ``vad.core.postprocess``).
+Latency: a frame's probability is returned once the frame is complete (numba), or once its
+block of ``block_frames`` frames is full (onnxruntime): ``block_frames * hop`` after its first
+sample (``StreamingVAD.latency_ms``; one hop, 10 ms, with the numba backend), plus the
+resampler's hold-back at other rates. Events come later by what the post-processing rules need
+(see ``vad.core.postprocess``).
 """
 
 from __future__ import annotations
@@ -36,14 +43,23 @@ from vad.runtime.model import DEFAULT_BACKEND, VADModel
 
 from vad.core.errors import InvalidInputError, StreamStateError
 from vad.core.features import as_float64_samples, check_sample_array, check_sample_values, pcm_scale
-from vad.core.postprocess import PostprocessConfig, SegmentEvent, SegmentTracker
+from vad.core.postprocess import (
+    PostprocessConfig,
+    SegmentEvent,
+    SegmentTracker,
+    TrackerState,
+    events_from_arrays,
+)
 
-# Frames per network call when block_frames=None, by backend (measured with `vad bench` on a
-# 2-core x86 machine, default-width model): numba has no per-call overhead worth batching
-# (~3 us for a one-frame call), onnxruntime costs ~100 us per call (its graph includes the front
-# end), so it gets 16-frame blocks (160 ms latency); models/README.md quotes both backends' costs.
-# Chunk length process_signal feeds a whole signal in (bounds the per-call feature arrays).
-SIGNAL_CHUNK_SECONDS = 30.0
+# (vad.runtime.network and .frontend are imported only when the numba backend runs: an
+# onnxruntime-only install has no numba)
+
+# Frames per network call when block_frames=None, by backend: the fused numba step runs every
+# frame as soon as it is complete (no per-call overhead to amortize); onnxruntime costs tens of
+# microseconds per call, so it gets 16-frame blocks (160 ms latency); see `vad bench`.
+# Chunk length process_signal feeds a whole signal in: within one compiled call's limit
+# ((MAX_CALL_FRAMES - 1) hops) at the model rate, so each chunk is one call.
+SIGNAL_CHUNK_SECONDS = 10.0
 
 DEFAULT_BLOCK_FRAMES = {"numba": 1, "onnxruntime": 16}
 
@@ -142,10 +158,12 @@ class StreamingVAD:
             internally to the model's rate).
         postprocess: None (the model's recommended defaults), a ``PostprocessConfig``, or a
             dict of overrides applied to the model's defaults.
-        block_frames: frames per network call (>= 1); trades latency (block_frames * hop)
-            for per-call overhead; None: ``DEFAULT_BLOCK_FRAMES`` of the model's backend.
-            Blocks are counted from the start of the stream, so the
-            results do not depend on how the audio is chunked.
+        block_frames: frames per network call (>= 1) of the onnxruntime backend; trades
+            latency (block_frames * hop) for per-call overhead; None: ``DEFAULT_BLOCK_FRAMES``
+            of the model's backend. Blocks are counted from the start of the stream, so the
+            results do not depend on how the audio is chunked. The numba backend's fused step
+            has no per-call overhead to amortize: it returns every frame as soon as it is
+            complete, whatever ``block_frames`` says.
         intra_op_threads, backend: passed to ``VADModel`` when ``model`` is a path/None.
 
     Attributes:
@@ -196,8 +214,17 @@ class StreamingVAD:
             )
         self._resampler = None if self.sample_rate == self._model_rate else StreamResampler(self.sample_rate, self._model_rate)
         self._tracker = SegmentTracker(self.config, spec.hop_s)
-        # samples not yet run: < one block of block_frames hops
-        self._pending = np.zeros(self.block_frames * self._hop, dtype=np.float32)
+        backend = model.numba_backend
+        if backend is not None:
+            from vad.runtime.network import MAX_CALL_FRAMES, stream_chunk
+
+            self._fused = _FusedStep(backend, TrackerState(self.config, spec.hop_s))
+            self._stream_chunk = stream_chunk
+            self._max_chunk = (MAX_CALL_FRAMES - 1) * self._hop  # model-rate samples per fused call
+        else:
+            self._fused = None
+            # samples not yet run: < one block of block_frames hops
+            self._pending = np.zeros(self.block_frames * self._hop, dtype=np.float32)
         self.reset()
 
     # -- state ---------------------------------------------------------------------------
@@ -205,17 +232,22 @@ class StreamingVAD:
         """Forget the stream (state, buffers, counters); the next ``process`` starts a new one."""
         if self._resampler is not None:
             self._resampler.reset()
-        self._tracker.reset()
-        self._state = self.model.initial_state()
-        self._n_pending = 0
+        if self._fused is not None:
+            self._fused.reset()
+        else:
+            self._tracker.reset()
+            self._state = self.model.initial_state()
+            self._n_pending = 0
         self.frames_processed = 0
         self.samples_received = 0
         self._flushed = False
+        self._live = self._fused is not None and self._resampler is None  # process()'s direct path applies
 
     @property
     def latency_ms(self) -> float:
         """Algorithmic latency: from a frame's first sample to its probability (frame + block wait), at the model rate."""
-        return 1000.0 * self._spec.hop_s * self.block_frames
+        block = 1 if self._fused is not None else self.block_frames
+        return 1000.0 * self._spec.hop_s * block
 
     # -- mapping model positions to input samples -----------------------------------------
     def _to_input_samples(self, model_samples: int) -> int:
@@ -239,9 +271,9 @@ class StreamingVAD:
         return chunk
 
     def _infer(self, samples: np.ndarray, final: bool) -> np.ndarray:
-        """Run the whole blocks of pending + new float32 samples (every whole hop when final);
-        keep the rest pending (dropped when final: a partial hop yields no frame). Returns the
-        probabilities."""
+        """onnxruntime: run the whole blocks of pending + new float32 samples (every whole hop when
+        final); keep the rest pending (dropped when final: a partial hop yields no frame). Returns
+        the probabilities."""
         block = self.block_frames * self._hop
         if not self._n_pending and samples.shape[0] == block:  # the common live case: one block arrived
             probs, self._state = self.model.run(samples, self._state)
@@ -284,15 +316,47 @@ class StreamingVAD:
         (bad dtype/shape/non-finite/rate; the stream state is unchanged) or StreamStateError
         (called after ``flush`` without ``reset``).
         """
+        if self._live and sample_rate is None and type(chunk) is np.ndarray:  # the live case, checked once
+            scale = _FUSED_SCALES.get(chunk.dtype)
+            if scale is not None and chunk.ndim == 1 and chunk.flags.c_contiguous and chunk.shape[0] <= self._max_chunk:
+                fused = self._fused
+                r = self._stream_chunk(chunk, scale, fused.model, fused.state)
+                if r >= 0:
+                    n = r & _FRAMES_MASK
+                    first = self.frames_processed
+                    self.frames_processed = first + n
+                    self.samples_received += chunk.shape[0]
+                    return StreamResult(fused.probs[:n].copy(), first,
+                                        [self._event(e) for e in fused.events(r >> _EVENTS_SHIFT)] if r > _FRAMES_MASK else [],
+                                        self.sample_rate, self._hop, self._model_rate)
+                check_sample_values(chunk, "chunk")  # names the rejected sample; nothing was consumed
         x = self._check_chunk(chunk, sample_rate)
         if self._resampler is not None:
             x = self._resampler.process(x)  # validates values first; float32 at the model rate
-        else:
-            x = _model_samples(x)
+        if self._fused is None:
+            if self._resampler is None:
+                x = _model_samples(x)
+            self.samples_received += chunk.shape[0]
+            probs = self._infer(x, final=False)
+            events = self._tracker.push(probs) if probs.shape[0] else []
+            return self._result(probs, events)
+        probs, events = self._run_fused(x)
         self.samples_received += chunk.shape[0]
-        probs = self._infer(x, final=False)
-        events = self._tracker.push(probs) if probs.shape[0] else []
         return self._result(probs, events)
+
+    def _run_fused(self, x: np.ndarray) -> tuple[np.ndarray, list[SegmentEvent]]:
+        """Any 1-D model-rate chunk through the fused step, in pieces of at most ``_max_chunk`` samples."""
+        from vad.runtime.frontend import validate_samples
+
+        x, scale = validate_samples(x, "chunk")  # nothing is consumed if a sample is bad
+        if x.shape[0] <= self._max_chunk:
+            return self._fused.run(x, scale)
+        parts, events = [], []
+        for start in range(0, x.shape[0], self._max_chunk):
+            p, e = self._fused.run(x[start : start + self._max_chunk], scale)
+            parts.append(p)
+            events += e
+        return np.concatenate(parts), events
 
     def flush(self) -> StreamResult:
         """End the stream: run the remaining frames, close an open segment, return the rest.
@@ -302,11 +366,19 @@ class StreamingVAD:
         """
         if self._flushed:
             raise StreamStateError("StreamingVAD.flush() called twice: call reset() to start a new stream")
-        rest = _EMPTY_F32 if self._resampler is None else self._resampler.flush()
-        probs = self._infer(rest, final=True)
-        events = self._tracker.push(probs) if probs.shape[0] else []
-        events += self._tracker.flush()
+        if self._fused is not None:
+            if self._resampler is not None:
+                probs, events = self._run_fused(self._resampler.flush())
+            else:
+                probs, events = _EMPTY_F32, []
+            events += self._fused.flush()
+        else:
+            rest = _EMPTY_F32 if self._resampler is None else self._resampler.flush()
+            probs = self._infer(rest, final=True)
+            events = self._tracker.push(probs) if probs.shape[0] else []
+            events += self._tracker.flush()
         self._flushed = True
+        self._live = False
         return self._result(probs, events)
 
     def process_signal(self, samples: np.ndarray, chunk_seconds: float = SIGNAL_CHUNK_SECONDS) -> StreamResult:
@@ -340,17 +412,56 @@ class StreamingVAD:
         )
 
 
+class _FusedStep:
+    """One stream's packed state for ``vad.runtime.network.stream_chunk`` and its outputs as Python objects."""
+
+    def __init__(self, backend, tracker: TrackerState):
+        from vad.runtime.network import S_EV_F, S_EV_I, S_PROBS
+
+        self.model = backend.packed.buffer
+        self._packed = backend.new_stream_state(tracker)
+        self.state = self._packed.buffer
+        self.probs = self._packed.view(S_PROBS)
+        self._ev_i = self._packed.view(S_EV_I)
+        self._ev_f = self._packed.view(S_EV_F)
+        for empty in _WARM_UP:  # load (or compile) the live dtypes' kernels now, not in the first callback
+            self.run(empty, 1.0)
+
+    def reset(self) -> None:
+        from vad.runtime.network import reset_stream
+
+        reset_stream(self.model, self.state)
+
+    def events(self, n: int) -> list[SegmentEvent]:
+        return events_from_arrays(self._ev_i, self._ev_f, n)
+
+    def run(self, x: np.ndarray, scale: float) -> tuple[np.ndarray, list[SegmentEvent]]:
+        """x: validated C-contiguous samples of a compiled dtype, at most (MAX_CALL_FRAMES - 1) * hop long."""
+        from vad.runtime.network import stream_chunk
+
+        r = stream_chunk(x, scale, self.model, self.state)
+        n = r & _FRAMES_MASK
+        return self.probs[:n].copy(), self.events(r >> _EVENTS_SHIFT) if r > _FRAMES_MASK else []
+
+    def flush(self) -> list[SegmentEvent]:
+        from vad.runtime.network import stream_flush
+
+        n = stream_flush(self.state)
+        return self.events(n) if n else []
+
+
+_EVENTS_SHIFT = 32
+_FRAMES_MASK = (1 << _EVENTS_SHIFT) - 1
+_FUSED_SCALES = {np.dtype(d): pcm_scale(np.dtype(d)) for d in (np.float32, np.float64, np.int16, np.int32)}
 _EMPTY_F32 = np.zeros(0, dtype=np.float32)
-
-
+_WARM_UP = (np.zeros(0, dtype=np.int16), np.zeros(0, dtype=np.float32))  # microphones; resampled streams
 _INT16_SCALE = np.float32(pcm_scale(np.dtype(np.int16)))  # exact: int16 * 2**-15 is a float32
 
 
 def _model_samples(chunk: np.ndarray) -> np.ndarray:
-    """The backends' input: C-contiguous float32 samples (int16/int32 PCM scaled by ``pcm_scale``);
-    InvalidInputError naming the first rejected sample (the sample contract of
-    ``vad.core.features``: non-finite, or beyond +-MAX_FLOAT_SAMPLE_MAGNITUDE, which float32
-    holds exactly) before any state changes. int16, the common case, takes one numpy call."""
+    """The onnxruntime backend's input: C-contiguous float32 samples (int16/int32 PCM scaled by
+    ``pcm_scale``); InvalidInputError naming the first rejected sample (the sample contract of
+    ``vad.core.features``) before any state changes. int16, the common case, takes one numpy call."""
     if chunk.dtype == np.int16:
         return np.multiply(chunk, _INT16_SCALE, dtype=np.float32)
     if chunk.dtype == np.float32 and chunk.flags.c_contiguous:

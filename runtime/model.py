@@ -17,9 +17,10 @@ Backends:
 * ``"onnxruntime"`` (the reference, ``vad.runtime.ortbackend``): the file's raw-audio graph
   (front end included) in onnxruntime; needs neither numba nor torch.
 * ``"numba"`` (``vad.runtime.network.NumbaBackend``): the numba front end built from the
-  metadata's feature spec and the network in a numba kernel, weights from the file; suits
-  one-hop calls. On load it is checked against onnxruntime (max abs difference <=
-  ``PARITY_TOLERANCE`` on a seeded probe, else ModelFileError).
+  metadata's feature spec and the network in one compiled kernel, weights from the file; the
+  engine runs it with the post-processing in one call per chunk (``numba_backend``). On load
+  it is checked against onnxruntime (max abs difference <= ``PARITY_TOLERANCE`` on a seeded
+  probe, else ModelFileError).
 * ``"auto"`` (the default): ``"numba"`` when numba can be imported, the model's architecture
   is one it runs and it passes the parity probe, else ``"onnxruntime"``.
   ``VADModel.backend`` says which one runs and ``backend_note`` why, when auto fell back.
@@ -156,6 +157,12 @@ class VADModel:
             got, got_state = candidate.run(part, got_state)
             worst = max(worst, float(np.max(np.abs(ref - got))))
         return worst
+
+    @property
+    def numba_backend(self):
+        """The ``vad.runtime.network.NumbaBackend`` when numba runs (the engine then uses its fused
+        per-chunk step), else None."""
+        return self._backend if self._backend.name == "numba" else None
 
     @property
     def grouping_invariant(self) -> bool:

@@ -1,184 +1,541 @@
-"""Numba inference backend for the frozen network (``causal-dwconv-gru``), weights from the ONNX file.
+"""Numba inference backend for ``causal-dwconv-gru`` networks, and the fused per-chunk step.
 
-The weights are the model file's initializers, which export names after
-``FrozenVAD.state_dict()`` in torch layout (``inp.weight``, ``gru.weight_ih_l0``, ...; see
-``training.export``), so the file stays the one place they live. They come verified from
-``vad.runtime.modelfile.load_model_file`` (read with the pure-Python protobuf reader
-``vad.runtime.onnxproto``: ``onnx`` is a development dependency only and onnxruntime does
-not expose initializer values). The graph's own front-end tables (``frontend.*``) are not
-used here: the numba front end builds from the metadata's feature spec.
+Two entry points share one compiled kernel (``_stage_step``):
 
-``NumbaBackend`` is the backend ``VADModel`` runs: raw samples in (the engine's contract),
-``runtime.frontend.StreamingLogMel`` then ``NumbaNetwork``.
+* ``stream_chunk(samples, scale, model, state)``: ONE call per audio chunk of the streaming
+  engine. It checks the samples, then runs framing, the log-mel front end
+  (``vad.runtime.frontend.logmel_frame``), the network and the post-processing state machine
+  (``vad.core.postprocess.tracker_push``) for every frame the chunk completes, with all state
+  and scratch in the stream's packed buffer (``vad.runtime.packed``): nothing is allocated.
+  Complete frames are run in blocks of up to ``NET_BLOCK_FRAMES``: the non-recurrent layers
+  as matrix products over the block, then the GRU frame by frame. Each frame's arithmetic is
+  the same whatever the block, so the results do not depend on how audio is chunked (bit for
+  bit), and a whole file fed in large chunks is the batch path.
+* ``NumbaBackend.run(samples, state)``: the backend contract of ``vad.runtime.model`` (float32
+  samples, a whole number of hops, in; one probability per hop out), the same kernel without
+  the post-processing; what the load-time parity probe against onnxruntime runs.
+
+Weights come from the model file's initializers (names after ``FrozenVAD.state_dict()``,
+verified by ``vad.runtime.modelfile.load_model_file``; the graph's own front-end tables are not
+used: the numba front end builds from the metadata's feature spec). On load they are laid out
+for the kernel:
+the per-band normalisation folded into the first layer (when the file still carries
+``feat_mean``/``feat_std``), matrices transposed to [inputs, outputs] with the outputs padded
+to a multiple of ``LANES`` (zero weights and biases: padded units stay exactly 0), stored as
+float32 (their values in the file) except the folded first layer. Arithmetic is float64
+throughout (float32 activations would use up most of the 1e-5 parity budget on the dev set), and
+each output sums its inputs in a fixed order, so a frame's result is the same in every code
+path. Sigmoid and tanh use ``exp_bounded``: branch-free, so the gate loops vectorize, with an
+absolute error below ``ACTIVATION_MAX_ABS_ERROR`` (tested).
+
+Kernels use ``error_model="numpy"`` (no zero-division branch, so the loops vectorize) and
+``fastmath={"contract"}`` in the network (multiply-adds fuse; the same instructions run in
+every code path, so results stay independent of chunking).
 
 onnxruntime stays the reference: ``VADModel(backend="numba")`` checks on load that this
 backend matches onnxruntime to ``vad.runtime.model.PARITY_TOLERANCE`` on a probe signal and
-raises ModelFileError otherwise. The kernel computes in float64, returns float32 probabilities and
-keeps its recurrent state in float64 between calls, so the probabilities do not depend on
-how frames are grouped into calls (one call of T frames == T calls of one frame, bit for
-bit). A call costs the Python dispatch (~1-2 us) plus ~2 us per frame (default widths), so
-a frame can be run as soon as it is complete. The kernel releases the GIL (``nogil=True``).
+raises ModelFileError otherwise. The kernels release the GIL (``nogil=True``).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 from numba import njit
+from vad.runtime import frontend as _frontend
+from vad.runtime import packed as _packed
+from vad.runtime.frontend import FrontendTables, copy_scaled, first_bad, frame_samples
+from vad.runtime.packed import PackedArrays, region_f32, region_f64, region_i64
 
+from vad.core import postprocess as _postprocess
 from vad.core.errors import ModelFileError
+from vad.core.features import MAX_FLOAT_SAMPLE_MAGNITUDE, FeatureSpec
 from vad.core.modelmeta import ARCHITECTURE_NAME
-
-_WEIGHTS = (
-    "feat_mean", "feat_std", "inp.weight", "inp.bias", "dw.weight", "dw.bias", "pw.weight", "pw.bias",
-    "gru.weight_ih_l0", "gru.weight_hh_l0", "gru.bias_ih_l0", "gru.bias_hh_l0", "out.weight", "out.bias",
+from vad.core.postprocess import (
+    EVENTS_PER_FRAME,
+    EVENTS_SLACK,
+    TRACKER_FLOATS,
+    TRACKER_INTS,
+    TrackerState,
+    tracker_flush,
+    tracker_push,
+    tracker_reset,
 )
 
-# --- the kernel ---------------------------------------------------------------------------
-@njit(cache=True, nogil=True, fastmath=False)
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
+
+def _keep_cache_in_step() -> None:
+    """numba's on-disk cache checks a kernel against its own file's timestamp only, but the kernels
+    here compile in code from these modules: when one of them is newer, touch this file so that
+    numba recompiles instead of running stale machine code (development edits; an install writes
+    every file anyway)."""
+    own = Path(__file__)
+    newest = max(Path(module.__file__).stat().st_mtime for module in (_frontend, _packed, _postprocess))
+    if newest > own.stat().st_mtime:
+        try:
+            os.utime(own)
+        except OSError:  # a read-only install: its files are written together, nothing can be stale
+            pass
 
 
-@njit(cache=True, nogil=True, fastmath=True)
-def _run_frames(feats, flat, c2, ctx, h, probs):
-    """Run feats [T, F]; ``ctx`` [k-1, c1] and ``h`` [hid] (float64) are the state, updated in
-    place; probabilities go to ``probs`` [T] (float32).
+_keep_cache_in_step()
 
-    ``flat`` holds every weight as float64, in the order of ``_WEIGHTS`` (dw as [c1, kernel]).
+LANES = 8  # layer widths are padded to a multiple of this (one 512-bit vector of float64)
+NET_BLOCK_FRAMES = 32  # frames whose non-recurrent layers run as one matrix product
+MAX_CALL_FRAMES = 1024  # frames one stream_chunk call may complete (the engine splits longer chunks)
+STAGE_SAMPLES = 4096  # input samples converted to float64 at a time inside stream_chunk
+_WEIGHTS = (
+    "inp.weight", "inp.bias", "dw.weight", "dw.bias", "pw.weight", "pw.bias",
+    "gru.weight_ih_l0", "gru.weight_hh_l0", "gru.bias_ih_l0", "gru.bias_hh_l0", "out.weight", "out.bias",
+)
+_NORMALISATION = ("feat_mean", "feat_std")
+
+# --- fast activations ------------------------------------------------------------------------------
+EXP_CLAMP = 40.0  # |x| beyond this: sigmoid is 0 or 1 to within 5e-18
+_EXP_HALVINGS = 8  # exp(x) = exp(x / 2**8) ** (2**8)
+_EXP_TAYLOR = tuple(1.0 / float(np.prod(np.arange(1, k + 1))) for k in range(12))  # 1/k!, k = 0..11
+ACTIVATION_MAX_ABS_ERROR = 1e-12
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def exp_bounded(x):
+    """exp(x) for |x| <= EXP_CLAMP: degree-11 Taylor series at x / 256, squared 8 times (no branch)."""
+    y = x * (1.0 / 256.0)
+    c = _EXP_TAYLOR
+    p = c[11]
+    p = p * y + c[10]
+    p = p * y + c[9]
+    p = p * y + c[8]
+    p = p * y + c[7]
+    p = p * y + c[6]
+    p = p * y + c[5]
+    p = p * y + c[4]
+    p = p * y + c[3]
+    p = p * y + c[2]
+    p = p * y + c[1]
+    p = p * y + c[0]
+    for _ in range(_EXP_HALVINGS):
+        p = p * p
+    return p
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def sigmoid(x):
+    x = x if x > -EXP_CLAMP else -EXP_CLAMP  # selects, not min/max: numba's min/max branch and stop vectorization
+    x = x if x < EXP_CLAMP else EXP_CLAMP
+    return 1.0 / (1.0 + exp_bounded(-x))
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def tanh(x):
+    return 2.0 * sigmoid(2.0 * x) - 1.0
+
+
+# --- the network kernel ----------------------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def _dense(x, nb, w, b, y, relu):
+    """y[t] = b + x[t] @ w for t < nb (w [n_in, n_out]); each output sums 4 inputs at a time in order."""
+    n_in, n_out = w.shape
+    for t in range(nb):
+        for o in range(n_out):
+            y[t, o] = b[o]
+    full = n_in - n_in % 4
+    for i in range(0, full, 4):
+        for t in range(nb):
+            x0 = float(x[t, i])
+            x1 = float(x[t, i + 1])
+            x2 = float(x[t, i + 2])
+            x3 = float(x[t, i + 3])
+            for o in range(n_out):
+                y[t, o] += (w[i, o] * x0 + w[i + 1, o] * x1) + (w[i + 2, o] * x2 + w[i + 3, o] * x3)
+    for i in range(full, n_in):
+        for t in range(nb):
+            xi = float(x[t, i])
+            for o in range(n_out):
+                y[t, o] += w[i, o] * xi
+    if relu:
+        for t in range(nb):
+            for o in range(n_out):
+                v = y[t, o]
+                y[t, o] = v if v > 0.0 else 0.0
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"}, inline="always")
+def _network_frames(feats, nb, dims, w_in, b_in, w_dw, b_dw, w_pw, b_pw, w_ih, b_ih, w_hh, b_hh, w_out, b_out,
+                    ring, head_state, h, a, y, z, gi, gh, probs, first):
+    """Run the network on feats[:nb] (float32 [B, n_features]); probabilities -> probs[first:first + nb].
+
+    State (updated in place): ring [k-1, c1p] (the last k-1 input-layer outputs, oldest at
+    head_state[0]) and h [hidp]. Scratch: a, y [B, c1p], z [B, c2p], gi [B, 3 hidp], gh [1, 3 hidp].
     """
-    n_feat = feats.shape[1]
-    km1, c1 = ctx.shape
-    kernel = km1 + 1
-    hid = h.shape[0]
-    o = 0
-    mean = flat[o : o + n_feat]
-    o += n_feat
-    inv_std = flat[o : o + n_feat]
-    o += n_feat
-    w_inp = flat[o : o + c1 * n_feat].reshape((c1, n_feat))
-    o += c1 * n_feat
-    b_inp = flat[o : o + c1]
-    o += c1
-    w_dw = flat[o : o + c1 * kernel].reshape((c1, kernel))
-    o += c1 * kernel
-    b_dw = flat[o : o + c1]
-    o += c1
-    w_pw = flat[o : o + c2 * c1].reshape((c2, c1))
-    o += c2 * c1
-    b_pw = flat[o : o + c2]
-    o += c2
-    w_ih = flat[o : o + 3 * hid * c2].reshape((3 * hid, c2))
-    o += 3 * hid * c2
-    w_hh = flat[o : o + 3 * hid * hid].reshape((3 * hid, hid))
-    o += 3 * hid * hid
-    b_ih = flat[o : o + 3 * hid]
-    o += 3 * hid
-    b_hh = flat[o : o + 3 * hid]
-    o += 3 * hid
-    w_out = flat[o : o + hid]
-    o += hid
-    b_out = flat[o]
-    x = np.empty(n_feat)
-    a = np.empty(c1)
-    y = np.empty(c1)
-    z = np.empty(c2)
-    gi = np.empty(3 * hid)
-    gh = np.empty(3 * hid)
-    n_frames = feats.shape[0]
-    for t in range(n_frames):
-        for f in range(n_feat):
-            x[f] = (feats[t, f] - mean[f]) * inv_std[f]
-        for c in range(c1):
-            acc = b_inp[c]
-            for f in range(n_feat):
-                acc += w_inp[c, f] * x[f]
-            a[c] = acc if acc > 0.0 else 0.0
-        for c in range(c1):
-            acc = b_dw[c] + w_dw[c, km1] * a[c]
-            for j in range(km1):
-                acc += w_dw[c, j] * ctx[j, c]
-            y[c] = acc
-        for j in range(km1 - 1):
-            for c in range(c1):
-                ctx[j, c] = ctx[j + 1, c]
+    hid = dims[D_HID]
+    hidp = dims[D_HIDP]
+    km1 = dims[D_KERNEL] - 1
+    c1p = dims[D_C1P]
+    _dense(feats, nb, w_in, b_in, a, True)
+    head = head_state[0]
+    for t in range(nb):  # causal depthwise conv over time, the last k-1 frames in the ring
+        for c in range(c1p):
+            y[t, c] = b_dw[c] + w_dw[km1, c] * a[t, c]
+        for j in range(km1):
+            row = ring[(head + j) % km1]
+            for c in range(c1p):
+                y[t, c] += w_dw[j, c] * row[c]
         if km1 > 0:
-            for c in range(c1):
-                ctx[km1 - 1, c] = a[c]
-        for c in range(c2):
-            acc = b_pw[c]
-            for i in range(c1):
-                acc += w_pw[c, i] * y[i]
-            z[c] = acc if acc > 0.0 else 0.0
-        for r in range(3 * hid):
-            acc = b_ih[r]
-            for i in range(c2):
-                acc += w_ih[r, i] * z[i]
-            gi[r] = acc
-            acc = b_hh[r]
-            for i in range(hid):
-                acc += w_hh[r, i] * h[i]
-            gh[r] = acc
-        for i in range(hid):
-            rg = _sigmoid(gi[i] + gh[i])
-            ug = _sigmoid(gi[hid + i] + gh[hid + i])
-            ng = np.tanh(gi[2 * hid + i] + rg * gh[2 * hid + i])
-            h[i] = (1.0 - ug) * ng + ug * h[i]
+            oldest = ring[head]
+            for c in range(c1p):
+                oldest[c] = a[t, c]
+            head = (head + 1) % km1
+    head_state[0] = head
+    _dense(y, nb, w_pw, b_pw, z, True)
+    _dense(z, nb, w_ih, b_ih, gi, False)
+    hrow = h.reshape((1, hidp))
+    for t in range(nb):  # the recurrence, frame by frame
+        _dense(hrow, 1, w_hh, b_hh, gh, False)
+        for i in range(hidp):
+            r = sigmoid(gi[t, i] + gh[0, i])
+            u = sigmoid(gi[t, hidp + i] + gh[0, hidp + i])
+            n = tanh(gi[t, 2 * hidp + i] + r * gh[0, 2 * hidp + i])
+            h[i] = (1.0 - u) * n + u * h[i]
         acc = b_out
         for i in range(hid):
             acc += w_out[i] * h[i]
-        probs[t] = _sigmoid(acc)
+        probs[first + t] = sigmoid(acc)
 
 
-class NumbaNetwork:
-    """The frozen network's forward pass in numba, same I/O as the ONNX graph's network (batch 1).
+# --- packed layout ----------------------------------------------------------------------------------
+# dims (int64) entries
+(D_NFEAT, D_C1, D_C1P, D_C2, D_C2P, D_HID, D_HIDP, D_KERNEL, D_WIN, D_HOP, D_NFFT, D_NMELS, D_NBINS,
+ D_FAST_FFT, D_NMELW) = range(15)
+_N_DIMS = 15
+# model constants: regions
+(M_DIMS, M_FLOATS, M_WINDOW, M_TWR, M_TWI, M_SPLIT, M_MEL_RANGE, M_MEL_W, M_W_IN, M_B_IN, M_W_DW, M_B_DW,
+ M_W_PW, M_B_PW, M_W_IH, M_B_IH, M_W_HH, M_B_HH, M_W_OUT) = range(19)
+F_LOG_FLOOR, F_B_OUT = range(2)
+# stream state: regions
+(S_INTS, S_BUF, S_STAGE, S_FFT_A, S_FFT_B, S_SPECTRUM, S_AXES, S_POWER, S_MEL, S_FEATS, S_A, S_Y, S_Z, S_GI, S_GH, S_H,
+ S_RING, S_PROBS, S_TI, S_TF, S_TBUF, S_EV_I, S_EV_F) = range(23)
+# stream state: S_INTS entries
+I_POS, I_HEAD, I_NFEAT_PENDING, I_NPROBS, I_NEVENTS, I_UPTO = range(6)
+_N_STATE_INTS = 6
+EVENT_CAPACITY = EVENTS_PER_FRAME * MAX_CALL_FRAMES + EVENTS_SLACK
 
-    Args:
-        weights: the model file's initializers by name (``ModelFile.tensors``).
-        architecture: the metadata's architecture entry.
-        source: the file, for error messages.
-    """
 
-    def __init__(self, weights: Mapping[str, np.ndarray], architecture: dict, source: str = "model"):
+def _pad(n: int) -> int:
+    return -(-n // LANES) * LANES
+
+
+class NetworkWeights:
+    """The frozen network's weights from a model file, in the kernel's layout (see the module docstring)."""
+
+    def __init__(self, tensors: Mapping[str, np.ndarray], architecture: dict, source: str = "model"):
         if architecture.get("name") != ARCHITECTURE_NAME:
             raise ModelFileError(
                 f"{source}: the numba backend runs {ARCHITECTURE_NAME!r} networks, this model is "
                 f"{architecture.get('name')!r}; use backend='onnxruntime'"
             )
-        missing = [n for n in _WEIGHTS if n not in weights]
+        w = tensors
+        missing = [n for n in _WEIGHTS if n not in w]
         if missing:
             raise ModelFileError(f"{source}: numba backend: initializer(s) missing: {', '.join(missing)}")
-        f64 = {n: np.asarray(weights[n], dtype=np.float64) for n in _WEIGHTS}
-        f64["feat_std"] = 1.0 / f64["feat_std"]
-        f64["dw.weight"] = f64["dw.weight"][:, 0, :]
-        self._flat = np.ascontiguousarray(np.concatenate([f64[n].ravel() for n in _WEIGHTS]))
+        f64 = {n: np.asarray(w[n], dtype=np.float64) for n in _WEIGHTS}
         self.n_features = int(f64["inp.weight"].shape[1])
         self.c1 = int(f64["inp.weight"].shape[0])
         self.c2 = int(f64["pw.weight"].shape[0])
         self.hid = int(f64["gru.weight_hh_l0"].shape[1])
-        self.kernel = int(f64["dw.weight"].shape[1])
+        self.kernel = int(f64["dw.weight"].shape[2])
+        self.c1p, self.c2p, self.hidp = _pad(self.c1), _pad(self.c2), _pad(self.hid)
+        w_inp, b_inp = f64["inp.weight"], f64["inp.bias"]
+        if all(n in w for n in _NORMALISATION):  # fold (f - mean) / std into the first layer
+            inv_std = 1.0 / np.asarray(w["feat_std"], dtype=np.float64)
+            w_inp = w_inp * inv_std[None, :]
+            b_inp = b_inp - w_inp @ np.asarray(w["feat_mean"], dtype=np.float64)
+        self.w_in = self._t(w_inp, self.c1p, np.float64)
+        self.b_in = self._vec(b_inp, self.c1p)
+        self.w_dw = self._t(f64["dw.weight"][:, 0, :], self.c1p, np.float64)  # [kernel, c1p]
+        self.b_dw = self._vec(f64["dw.bias"], self.c1p)
+        self.w_pw = self._t(f64["pw.weight"], self.c2p, np.float32, rows=self.c1p)
+        self.b_pw = self._vec(f64["pw.bias"], self.c2p)
+        self.w_ih = self._gates(f64["gru.weight_ih_l0"], self.c2p)
+        self.b_ih = self._gate_vec(f64["gru.bias_ih_l0"])
+        self.w_hh = self._gates(f64["gru.weight_hh_l0"], self.hidp)
+        self.b_hh = self._gate_vec(f64["gru.bias_hh_l0"])
+        self.w_out = self._vec(f64["out.weight"][0], self.hidp)
+        self.b_out = float(f64["out.bias"][0])
 
-    def initial_state(self) -> dict[str, np.ndarray]:
-        """Zero state: float64 ``state_conv`` [k-1, c1] and ``state_gru`` [hid] (kept exact between calls)."""
-        return {"state_conv": np.zeros((self.kernel - 1, self.c1)), "state_gru": np.zeros(self.hid)}
+    @staticmethod
+    def _t(w: np.ndarray, cols: int, dtype, rows: int | None = None) -> np.ndarray:
+        """w [out, in] as [in (padded to rows), out padded to cols]."""
+        out = np.zeros((rows or w.shape[1], cols), dtype=dtype)
+        out[: w.shape[1], : w.shape[0]] = w.T
+        return out
 
-    def run(self, features: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Probabilities float32 [frames] of log-mel ``features`` float32 [frames, n_features];
-        the state arrays are updated in place and returned."""
-        probs = np.empty(features.shape[0], dtype=np.float32)
-        _run_frames(features, self._flat, self.c2, state["state_conv"], state["state_gru"], probs)
-        return probs, state
+    @staticmethod
+    def _vec(v: np.ndarray, n: int) -> np.ndarray:
+        out = np.zeros(n, dtype=np.float64)
+        out[: v.shape[0]] = v
+        return out
+
+    def _gates(self, w: np.ndarray, rows: int) -> np.ndarray:
+        """GRU weights [3 hid, in] (gates r, z, n) as float32 [rows, 3 hidp], each gate's block padded."""
+        out = np.zeros((rows, 3 * self.hidp), dtype=np.float32)
+        for g in range(3):
+            out[: w.shape[1], g * self.hidp : g * self.hidp + self.hid] = w[g * self.hid : (g + 1) * self.hid].T
+        return out
+
+    def _gate_vec(self, v: np.ndarray) -> np.ndarray:
+        out = np.zeros(3 * self.hidp, dtype=np.float64)
+        for g in range(3):
+            out[g * self.hidp : g * self.hidp + self.hid] = v[g * self.hid : (g + 1) * self.hid]
+        return out
+
+
+def pack_model(spec: FeatureSpec, weights: NetworkWeights) -> PackedArrays:
+    """The model's constants (front-end tables + network weights) as one packed buffer."""
+    tables = FrontendTables(spec)
+    w = weights
+    regions = {
+        M_DIMS: (np.int64, (_N_DIMS,)),
+        M_FLOATS: (np.float64, (2,)),
+        M_WINDOW: (np.float64, tables.window.shape),
+        M_TWR: (np.float64, tables.twiddle_re.shape),
+        M_TWI: (np.float64, tables.twiddle_im.shape),
+        M_SPLIT: (np.float64, tables.split.shape),
+        M_MEL_RANGE: (np.int64, tables.mel_range.shape),
+        M_MEL_W: (np.float64, tables.mel_weights.shape),
+        M_W_IN: (np.float64, w.w_in.shape),
+        M_B_IN: (np.float64, w.b_in.shape),
+        M_W_DW: (np.float64, w.w_dw.shape),
+        M_B_DW: (np.float64, w.b_dw.shape),
+        M_W_PW: (np.float32, w.w_pw.shape),
+        M_B_PW: (np.float64, w.b_pw.shape),
+        M_W_IH: (np.float32, w.w_ih.shape),
+        M_B_IH: (np.float64, w.b_ih.shape),
+        M_W_HH: (np.float32, w.w_hh.shape),
+        M_B_HH: (np.float64, w.b_hh.shape),
+        M_W_OUT: (np.float64, w.w_out.shape),
+    }
+    packed = PackedArrays([regions[r] for r in range(len(regions))])
+    dims = np.zeros(_N_DIMS, dtype=np.int64)
+    dims[[D_NFEAT, D_C1, D_C1P, D_C2, D_C2P, D_HID, D_HIDP, D_KERNEL]] = (
+        w.n_features, w.c1, w.c1p, w.c2, w.c2p, w.hid, w.hidp, w.kernel)
+    dims[[D_WIN, D_HOP, D_NFFT, D_NMELS, D_NBINS, D_FAST_FFT, D_NMELW]] = (
+        spec.win_length_samples, spec.hop_length_samples, spec.n_fft, spec.n_mels, spec.n_bins, int(tables.fast),
+        tables.mel_weights.size)
+    for region, value in (
+        (M_DIMS, dims), (M_FLOATS, (tables.log_floor, w.b_out)), (M_WINDOW, tables.window),
+        (M_TWR, tables.twiddle_re), (M_TWI, tables.twiddle_im), (M_SPLIT, tables.split),
+        (M_MEL_RANGE, tables.mel_range), (M_MEL_W, tables.mel_weights), (M_W_IN, w.w_in), (M_B_IN, w.b_in),
+        (M_W_DW, w.w_dw), (M_B_DW, w.b_dw), (M_W_PW, w.w_pw), (M_B_PW, w.b_pw), (M_W_IH, w.w_ih),
+        (M_B_IH, w.b_ih), (M_W_HH, w.w_hh), (M_B_HH, w.b_hh), (M_W_OUT, w.w_out),
+    ):
+        packed.set(region, value)
+    return packed
+
+
+def pack_stream_state(spec: FeatureSpec, weights: NetworkWeights, tracker: TrackerState) -> PackedArrays:
+    """A fresh stream's state and scratch (call ``reset_stream`` before use)."""
+    w = weights
+    fast = spec.n_fft == 512
+    regions = [None] * 23
+    regions[S_INTS] = (np.int64, (_N_STATE_INTS,))
+    regions[S_BUF] = (np.float64, (spec.n_fft,))
+    regions[S_STAGE] = (np.float64, (STAGE_SAMPLES,))
+    regions[S_FFT_A] = (np.float64, (512 if fast else spec.n_fft,))
+    regions[S_FFT_B] = (np.float64, (512 if fast else 0,))
+    regions[S_SPECTRUM] = (np.float64, (0 if fast else 2 * spec.n_bins,))
+    regions[S_AXES] = (np.int64, (1,))
+    regions[S_POWER] = (np.float64, (spec.n_bins,))
+    regions[S_MEL] = (np.float64, (spec.n_mels,))
+    regions[S_FEATS] = (np.float32, (NET_BLOCK_FRAMES, w.n_features))
+    regions[S_A] = (np.float64, (NET_BLOCK_FRAMES, w.c1p))
+    regions[S_Y] = (np.float64, (NET_BLOCK_FRAMES, w.c1p))
+    regions[S_Z] = (np.float64, (NET_BLOCK_FRAMES, w.c2p))
+    regions[S_GI] = (np.float64, (NET_BLOCK_FRAMES, 3 * w.hidp))
+    regions[S_GH] = (np.float64, (1, 3 * w.hidp))
+    regions[S_H] = (np.float64, (w.hidp,))
+    regions[S_RING] = (np.float64, (max(w.kernel - 1, 1), w.c1p))
+    regions[S_PROBS] = (np.float32, (MAX_CALL_FRAMES,))
+    regions[S_TI] = (np.int64, (TRACKER_INTS,))
+    regions[S_TF] = (np.float64, (TRACKER_FLOATS,))
+    regions[S_TBUF] = (np.float64, tracker.buf.shape)
+    regions[S_EV_I] = (np.int64, (EVENT_CAPACITY, 3))
+    regions[S_EV_F] = (np.float64, (EVENT_CAPACITY,))
+    packed = PackedArrays(regions)
+    packed.set(S_TI, tracker.ti)
+    packed.set(S_TF, tracker.tf)
+    return packed
+
+
+# --- the fused step ----------------------------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _run_block(model, state, dims, nb, first):
+    """The network on the nb pending feature frames; probabilities -> S_PROBS[first:]."""
+    km1 = max(dims[D_KERNEL] - 1, 1)
+    c1p, c2p, hidp, nfeat = dims[D_C1P], dims[D_C2P], dims[D_HIDP], dims[D_NFEAT]
+    g = 3 * hidp
+    _network_frames(
+        region_f32(state, S_FEATS).reshape((NET_BLOCK_FRAMES, nfeat)), nb, dims,
+        region_f64(model, M_W_IN).reshape((nfeat, c1p)), region_f64(model, M_B_IN),
+        region_f64(model, M_W_DW).reshape((dims[D_KERNEL], c1p)), region_f64(model, M_B_DW),
+        region_f32(model, M_W_PW).reshape((c1p, c2p)), region_f64(model, M_B_PW),
+        region_f32(model, M_W_IH).reshape((c2p, g)), region_f64(model, M_B_IH),
+        region_f32(model, M_W_HH).reshape((hidp, g)), region_f64(model, M_B_HH),
+        region_f64(model, M_W_OUT), region_f64(model, M_FLOATS)[F_B_OUT],
+        region_f64(state, S_RING).reshape((km1, c1p)), region_i64(state, S_INTS)[I_HEAD:I_HEAD + 1],
+        region_f64(state, S_H),
+        region_f64(state, S_A).reshape((NET_BLOCK_FRAMES, c1p)), region_f64(state, S_Y).reshape((NET_BLOCK_FRAMES, c1p)),
+        region_f64(state, S_Z).reshape((NET_BLOCK_FRAMES, c2p)), region_f64(state, S_GI).reshape((NET_BLOCK_FRAMES, g)),
+        region_f64(state, S_GH).reshape((1, g)), region_f32(state, S_PROBS), first,
+    )
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _stage_step(model, state, n):
+    """Everything after the input conversion, for S_STAGE[:n] (scaled float64 samples): each
+    completed frame through the front end, the network block by block, and the post-processing.
+    S_INTS[I_UPTO] < STAGE_ALL stops early (NumbaBackend.run, ``vad bench --breakdown``; a state
+    entry rather than an argument, so that the kernel has one signature and compiles once). Appends to S_PROBS / S_EV_* at
+    the counts kept in S_INTS. This is the one large kernel: every stage is inlined into it, so it
+    compiles once, whatever the input dtype of ``stream_chunk``."""
+    dims = region_i64(model, M_DIMS)
+    nmels = dims[D_NMELS]
+    ints = region_i64(state, S_INTS)
+    stage = region_f64(state, S_STAGE)
+    buf = region_f64(state, S_BUF)
+    feats = region_f32(state, S_FEATS).reshape((NET_BLOCK_FRAMES, nmels))
+    window = region_f64(model, M_WINDOW)
+    twr = region_f64(model, M_TWR)
+    twi = region_f64(model, M_TWI)
+    split = region_f64(model, M_SPLIT).reshape((2, dims[D_NBINS]))
+    mel_range = region_i64(model, M_MEL_RANGE).reshape((nmels, 3))
+    mel_w = region_f64(model, M_MEL_W)
+    log_floor = region_f64(model, M_FLOATS)[F_LOG_FLOOR]
+    fa = region_f64(state, S_FFT_A)
+    fb = region_f64(state, S_FFT_B)
+    spectrum = region_f64(state, S_SPECTRUM).view(np.complex128)
+    axes = region_i64(state, S_AXES)
+    power = region_f64(state, S_POWER)
+    mel = region_f64(state, S_MEL)
+    pos = ints[I_POS:I_POS + 1]
+    nb = ints[I_NFEAT_PENDING]
+    first = ints[I_NPROBS]
+    upto = ints[I_UPTO]
+    n_out = first
+    i = 0
+    while True:  # one call site per stage below: each is inlined once
+        if i < n:
+            i, k = frame_samples(stage, i, n, 1.0, buf, pos, dims[D_HOP], dims[D_WIN], window, twr, twi, split,
+                                 mel_range, mel_w, log_floor, fa, fb, spectrum, axes, power, mel, feats, nb,
+                                 NET_BLOCK_FRAMES - nb)
+            nb += k
+        if nb == NET_BLOCK_FRAMES or (i >= n and nb > 0):
+            if upto >= STAGE_NETWORK:
+                _run_block(model, state, dims, nb, n_out)
+            n_out += nb
+            nb = 0
+        if i >= n:
+            break
+    if upto >= STAGE_ALL and n_out > first:
+        ints[I_NEVENTS] = tracker_push(
+            region_f32(state, S_PROBS)[first:], n_out - first, region_i64(state, S_TI), region_f64(state, S_TF),
+            region_f64(state, S_TBUF), region_i64(state, S_EV_I).reshape((EVENT_CAPACITY, 3)),
+            region_f64(state, S_EV_F), ints[I_NEVENTS])
+    ints[I_NFEAT_PENDING] = nb
+    ints[I_NPROBS] = n_out
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _consume(x, scale, model, state, upto):
+    """x (times scale) through ``_stage_step``, STAGE_SAMPLES at a time; returns the frame count
+    (+ the event count << 32) this call completed."""
+    ints = region_i64(state, S_INTS)
+    ints[I_NPROBS] = 0
+    ints[I_NEVENTS] = 0
+    ints[I_UPTO] = upto
+    stage = region_f64(state, S_STAGE)
+    n = x.size
+    i = 0
+    while i < n:
+        m = min(STAGE_SAMPLES, n - i)
+        copy_scaled(x, i, stage, 0, m, scale)
+        _stage_step(model, state, m)
+        i += m
+    return ints[I_NPROBS] + (ints[I_NEVENTS] << 32)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def stream_chunk(x, scale, model, state):
+    """The engine's one call per chunk: samples x (any signed int or float dtype, C-contiguous,
+    times ``scale``) of at most (MAX_CALL_FRAMES - 1) * hop samples.
+
+    Returns -1 - i when float sample x[i] breaks the sample contract (NaN/inf or beyond
+    +-MAX_FLOAT_SAMPLE_MAGNITUDE; nothing consumed); else n_frames + n_events << 32: the
+    probabilities of the completed frames are in S_PROBS[:n_frames], the post-processing events
+    they completed in S_EV_I / S_EV_F[:n_events].
+    """
+    if scale == 1.0:  # float samples (int16/int32 PCM is always in range)
+        bad = first_bad(x, MAX_FLOAT_SAMPLE_MAGNITUDE)
+        if bad >= 0:
+            return -1 - bad
+    return _consume(x, scale, model, state, STAGE_ALL)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def backend_run(x, model, state):
+    """``NumbaBackend.run``'s kernel: float32 samples x (validated by the caller) through the front
+    end and the network, no post-processing; returns the frames completed (probabilities in S_PROBS)."""
+    return _consume(x, 1.0, model, state, STAGE_NETWORK) & _FRAMES_MASK
+
+
+STAGE_FRONTEND, STAGE_NETWORK, STAGE_ALL = 1, 2, 3  # how far _stage_step goes
+_FRAMES_MASK = (1 << 32) - 1
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def breakdown_chunks(chunks, scale, model, state, upto):
+    """For ``vad bench --breakdown``: each row of chunks [n, length] (int16) as ``stream_chunk``
+    runs it, but only up to a stage: STAGE_FRONTEND (framing + log-mel), STAGE_NETWORK (+ the
+    network), STAGE_ALL (+ the post-processing: stream_chunk without the call overhead)."""
+    for c in range(chunks.shape[0]):
+        _consume(chunks[c], scale, model, state, upto)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def stream_flush(state):
+    """End of stream for the post-processing: returns the number of events in S_EV_I / S_EV_F."""
+    return tracker_flush(region_i64(state, S_TI), region_f64(state, S_TF),
+                         region_i64(state, S_EV_I).reshape((EVENT_CAPACITY, 3)), region_f64(state, S_EV_F), 0)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def reset_stream(model, state):
+    """Back to the start of a stream: zero left padding, zero network state, fresh post-processing."""
+    dims = region_i64(model, M_DIMS)
+    region_f64(state, S_BUF)[:] = 0.0
+    region_f64(state, S_RING)[:] = 0.0
+    region_f64(state, S_H)[:] = 0.0
+    ints = region_i64(state, S_INTS)
+    ints[I_POS] = dims[D_WIN] - dims[D_HOP]
+    ints[I_HEAD] = 0
+    ints[I_NFEAT_PENDING] = 0
+    tracker_reset(region_i64(state, S_TI), region_f64(state, S_TF))
 
 
 class NumbaBackend:
-    """Raw samples -> probabilities in numba: the streaming front end, then ``NumbaNetwork``.
+    """Raw samples -> probabilities in numba: the fused step (front end + network) without the
+    post-processing, and the packed constants the engine's per-chunk step runs on.
 
     Same contract as ``vad.runtime.ortbackend.OrtBackend``: ``initial_state()`` gives one
-    stream's state, ``run(samples, state)`` takes float32 samples (a whole number of hops)
-    and returns (probabilities float32 [len // hop], state). The state holds the stream's
-    ``StreamingLogMel`` (its window buffer is the framing state) and the network's float64
-    states, updated in place. Results do not depend on how hops are grouped into calls.
+    stream's state, ``run(samples, state)`` takes float32 samples (a whole number of hops) and
+    returns (probabilities float32 [len // hop], state); the state is updated in place. Results
+    do not depend on how hops are grouped into calls (bit for bit).
 
     Args:
         model: a verified ``vad.runtime.modelfile.ModelFile``.
@@ -188,22 +545,31 @@ class NumbaBackend:
     grouping_invariant = True
 
     def __init__(self, model):
-        from vad.runtime.frontend import StreamingLogMel
-
-        self._net = NumbaNetwork(model.tensors, model.metadata.architecture, str(model.path))
-        self._spec = model.metadata.feature_spec
-        self._frontend_class = StreamingLogMel
-        if self._net.n_features != self._spec.n_mels:
+        self.spec = model.metadata.feature_spec
+        self.weights = NetworkWeights(model.tensors, model.metadata.architecture, str(model.path))
+        if self.weights.n_features != self.spec.n_mels:
             raise ModelFileError(
-                f"{model.path}: the network reads {self._net.n_features} features, the feature spec has "
-                f"n_mels={self._spec.n_mels}"
+                f"{model.path}: the network reads {self.weights.n_features} features, the feature spec has "
+                f"n_mels={self.spec.n_mels}"
             )
-        self._frontend_class(self._spec)  # compile (or load from the cache) once, at load
+        self.packed = pack_model(self.spec, self.weights)
+        self._max_samples = (MAX_CALL_FRAMES - 1) * self.spec.hop_length_samples
 
-    def initial_state(self) -> dict:
-        return {"frontend": self._frontend_class(self._spec), **self._net.initial_state()}
+    def new_stream_state(self, tracker: TrackerState) -> PackedArrays:
+        """A reset stream state for the fused step, with ``tracker``'s post-processing configuration."""
+        state = pack_stream_state(self.spec, self.weights, tracker)
+        reset_stream(self.packed.buffer, state.buffer)
+        return state
 
-    def run(self, samples: np.ndarray, state: dict) -> tuple[np.ndarray, dict]:
-        features = state["frontend"].process(samples)
-        probs, _ = self._net.run(features, state)
-        return probs, state
+    def initial_state(self) -> PackedArrays:
+        from vad.core.postprocess import PostprocessConfig
+
+        return self.new_stream_state(TrackerState(PostprocessConfig(), self.spec.hop_s))
+
+    def run(self, samples: np.ndarray, state: PackedArrays) -> tuple[np.ndarray, PackedArrays]:
+        probs = state.view(S_PROBS)
+        out = []
+        for start in range(0, max(samples.shape[0], 1), self._max_samples):
+            n = backend_run(samples[start : start + self._max_samples], self.packed.buffer, state.buffer)
+            out.append(probs[:n].copy())
+        return (out[0] if len(out) == 1 else np.concatenate(out)), state

@@ -13,8 +13,9 @@ The fitted statistic (``statistic``): ``"cpu"`` (the default) is each model's le
 CPU time per frame over its passes: on a machine shared with other jobs the wall time
 measures the other jobs as much as the engine (measured here at load 7 on 2 cores: the
 same 1/1/1-wide model took 8 us per frame in one calibration and 17 in the next), the CPU
-time the engine's own cost (``vad bench``'s "cpu" figures). ``"min"`` fits the fastest wall
-pass (its "(best)" column), ``"median"`` the median wall pass (its us/10ms). On an idle core
+time the engine's own cost (``vad bench``'s figures, which are CPU time). ``"min"`` fits the
+fastest wall pass, ``"median"`` the median wall pass (``vad bench --json``'s
+``us_per_10ms_wall_best`` and ``us_per_10ms_wall``). On an idle core
 all three agree. Whatever engine is installed is what gets measured: nothing here knows its
 internals.
 """
@@ -129,9 +130,9 @@ def measure(
     for r in range(rounds):
         for i in rng.permutation(len(paths)):
             row = bench_ours(str(paths[i]), seconds, block_frames, backend, repeats=passes, chunk_ms=chunk_ms)
-            best[i].append(row["us_per_10ms_best"])
-            typical[i].append(row["us_per_10ms"])
-            cpu[i].append(row["us_per_10ms_cpu_best"])
+            best[i].append(row["us_per_10ms_wall_best"])
+            typical[i].append(row["us_per_10ms_wall"])
+            cpu[i].append(row["us_per_10ms_best"])
             engines.add((row["backend"], row["block_frames"], row["chunk_samples"]))
         if log:
             log(f"round {r + 1}/{rounds} done ({time.monotonic() - t0:.0f} s)")
