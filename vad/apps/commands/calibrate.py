@@ -16,8 +16,8 @@ HELP = "measure this machine's engine latency per layer width and store the cost
 _EPILOG = """\
 The measurement is the engine's whole per-chunk cost (front end + network + post-processing,
 one thread, 10 ms int16 chunks), so `vad bench --model M` on a trained model should agree with
-the prediction `vad info M` prints (its "cpu" figures with the default --statistic cpu;
-on an idle machine the wall-clock columns agree with them). Re-run after upgrading the
+the prediction `vad info M` prints (`vad bench` times process CPU time, the default
+--statistic cpu; on an idle machine the wall-clock figures of `vad bench --json` agree with it). Re-run after upgrading the
 package or moving to another machine.
 """
 
@@ -50,8 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"timed passes per model load and round (default {DEFAULT_PASSES})")
     parser.add_argument("--statistic", choices=STATISTICS, default="cpu",
                         help="fit each width's least process CPU time per 10 ms (default: the engine's own cost even "
-                        "on a machine shared with other jobs; `vad bench`'s 'cpu' figures), its fastest wall-clock "
-                        "pass ('min', `vad bench`'s '(best)') or its median pass ('median', `vad bench`'s us/10ms)")
+                        "on a machine shared with other jobs; `vad bench`'s '(best)' column), its fastest wall-clock "
+                        "pass ('min', `vad bench --json`'s us_per_10ms_wall_best) or its median wall-clock pass "
+                        "('median', its us_per_10ms_wall)")
     parser.add_argument("--check", nargs="+", metavar="MODEL",
                         help="instead of calibrating: measure these exported models with the calibration's protocol "
                         "and statistic, interleaved with its design points, and print predicted (cost model) vs "
