@@ -48,6 +48,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vad.core.features import pcm_scale
+
 SAMPLE_RATE_HZ = 16000
 FRAME_MS = 10
 FRAME_SAMPLES = SAMPLE_RATE_HZ * FRAME_MS // 1000
@@ -109,11 +111,16 @@ def _row(name: str, kind: str, times_s: list[float], audio_s: float, **extra) ->
 
 
 def _summarize(row: dict) -> None:
-    """us per 10 ms (median and best pass), RTF and pass count from the row's pass times."""
+    """us per 10 ms (median and best pass), RTF and pass count from the row's CPU pass times, and the
+    wall-clock figures from its wall pass times where it has them (``wall_pass_s``)."""
     times, audio_s = row["pass_s"], row["audio_s"]
     median = float(np.median(times))
     row.update(us_per_10ms=_per_10ms(median, audio_s), us_per_10ms_best=_per_10ms(min(times), audio_s),
                rtf=median / audio_s, repeats=len(times))
+    wall = row.get("wall_pass_s")
+    if wall:
+        row.update(us_per_10ms_wall=_per_10ms(float(np.median(wall)), audio_s),
+                   us_per_10ms_wall_best=_per_10ms(min(wall), audio_s))
 
 
 def _merge_rounds(rounds: list[list[dict]]) -> list[dict]:
@@ -126,6 +133,8 @@ def _merge_rounds(rounds: list[list[dict]]) -> list[dict]:
             continue
         best = dict(min(ok, key=lambda r: min(r["pass_s"])))
         best["pass_s"] = [t for r in ok for t in r["pass_s"]]
+        if "wall_pass_s" in best:
+            best["wall_pass_s"] = [t for r in ok for t in r["wall_pass_s"]]
         best["rounds"] = len(ok)
         _summarize(best)
         merged.append(best)
@@ -183,8 +192,7 @@ def bench_ours(model: str | None, seconds: float, block_frames: int | None = Non
     wall: list[float] = []
     times = _timed(loop, repeats, wall)
     row = _row(vad_model.metadata.name, "ours", times, audio_s, chunk_samples=step, chunk_ms=1000.0 * step / SAMPLE_RATE_HZ,
-               us_per_10ms_wall=_per_10ms(float(np.median(wall)), audio_s), us_per_10ms_wall_best=_per_10ms(min(wall), audio_s),
-               load_s=load_s, first_frame_latency_ms=first_call_ms + stream.latency_ms, events=n_events[-1],
+               wall_pass_s=[float(t) for t in wall], load_s=load_s, first_frame_latency_ms=first_call_ms + stream.latency_ms, events=n_events[-1],
                **_model_fields(vad_model, stream))
     if breakdown:
         row["breakdown_us_per_10ms"] = _breakdown(stream, np.ascontiguousarray(np.stack(chunks)), audio_s, repeats,
@@ -201,7 +209,7 @@ def _breakdown(stream, chunks: np.ndarray, audio_s: float, repeats: int, total_b
     fused = stream._fused
     if fused is None:
         return None
-    scale = 1.0 / 32768.0
+    scale = pcm_scale(chunks.dtype)
     best = {}
     for _round in range(BREAKDOWN_ROUNDS):
         for upto in (STAGE_FRONTEND, STAGE_NETWORK, STAGE_ALL):
@@ -275,7 +283,8 @@ def bench_webrtc(seconds: float, repeats: int = DEFAULT_REPEATS, audio: str | No
 def bench_silero(seconds: float, repeats: int = DEFAULT_REPEATS, audio: str | None = None) -> dict:
     from vad.apps.baselines import SILERO_CHUNK_SAMPLES, SileroBaseline
 
-    signal = test_signal(seconds, audio=audio).astype(np.float32) / 32768.0
+    pcm = test_signal(seconds, audio=audio)
+    signal = pcm.astype(np.float32) * np.float32(pcm_scale(pcm))
     t0 = time.perf_counter()
     silero = SileroBaseline()
     load_s = time.perf_counter() - t0
