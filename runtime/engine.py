@@ -216,10 +216,12 @@ class StreamingVAD:
         self._tracker = SegmentTracker(self.config, spec.hop_s)
         backend = model.numba_backend
         if backend is not None:
-            from vad.runtime.network import MAX_CALL_FRAMES, stream_chunk
+            from vad.runtime.frontend import validate_samples
+            from vad.runtime.network import MAX_CALL_FRAMES
 
             self._fused = _FusedStep(backend, TrackerState(self.config, spec.hop_s))
-            self._stream_chunk = stream_chunk
+            self._stream_chunk = self._fused.step
+            self._validate_samples = validate_samples  # bound once, not imported per chunk
             self._max_chunk = (MAX_CALL_FRAMES - 1) * self._hop  # model-rate samples per fused call
         else:
             self._fused = None
@@ -346,9 +348,7 @@ class StreamingVAD:
 
     def _run_fused(self, x: np.ndarray) -> tuple[np.ndarray, list[SegmentEvent]]:
         """Any 1-D model-rate chunk through the fused step, in pieces of at most ``_max_chunk`` samples."""
-        from vad.runtime.frontend import validate_samples
-
-        x, scale = validate_samples(x, "chunk")  # nothing is consumed if a sample is bad
+        x, scale = self._validate_samples(x, "chunk")  # nothing is consumed if a sample is bad
         if x.shape[0] <= self._max_chunk:
             return self._fused.run(x, scale)
         parts, events = [], []
@@ -416,8 +416,9 @@ class _FusedStep:
     """One stream's packed state for ``vad.runtime.network.stream_chunk`` and its outputs as Python objects."""
 
     def __init__(self, backend, tracker: TrackerState):
-        from vad.runtime.network import S_EV_F, S_EV_I, S_PROBS
+        from vad.runtime.network import S_EV_F, S_EV_I, S_PROBS, stream_chunk
 
+        self.step = stream_chunk  # the compiled per-chunk kernel, looked up once (not per call)
         self.model = backend.packed.buffer
         self._packed = backend.new_stream_state(tracker)
         self.state = self._packed.buffer
@@ -437,9 +438,7 @@ class _FusedStep:
 
     def run(self, x: np.ndarray, scale: float) -> tuple[np.ndarray, list[SegmentEvent]]:
         """x: validated C-contiguous samples of a compiled dtype, at most (MAX_CALL_FRAMES - 1) * hop long."""
-        from vad.runtime.network import stream_chunk
-
-        r = stream_chunk(x, scale, self.model, self.state)
+        r = self.step(x, scale, self.model, self.state)
         n = r & _FRAMES_MASK
         return self.probs[:n].copy(), self.events(r >> _EVENTS_SHIFT) if r > _FRAMES_MASK else []
 
