@@ -319,10 +319,13 @@ class StreamingVAD:
         (called after ``flush`` without ``reset``).
         """
         if self._live and sample_rate is None and type(chunk) is np.ndarray:  # the live case, checked once
-            scale = _FUSED_SCALES.get(chunk.dtype)
-            if scale is not None and chunk.ndim == 1 and chunk.flags.c_contiguous and chunk.shape[0] <= self._max_chunk:
-                fused = self._fused
-                r = self._stream_chunk(chunk, scale, fused.model, fused.state)
+            fused = self._fused
+            live = fused.inputs.get(chunk.dtype)
+            if live is not None and chunk.ndim == 1 and chunk.flags.c_contiguous and chunk.flags.writeable \
+                    and chunk.shape[0] <= self._max_chunk:  # (read-only or strided chunks are copied below)
+                scale, code = live
+                r = self._stream_chunk(chunk if code == fused.raw_code else chunk.view(np.int16), code, scale,
+                                       fused.upto, fused.model, fused.state, fused.kind)
                 if r >= 0:
                     n = r & _FRAMES_MASK
                     first = self.frames_processed
@@ -416,17 +419,28 @@ class _FusedStep:
     """One stream's packed state for ``vad.runtime.network.stream_chunk`` and its outputs as Python objects."""
 
     def __init__(self, backend, tracker: TrackerState):
-        from vad.runtime.network import S_EV_F, S_EV_I, S_PROBS, stream_chunk
+        from vad.runtime.network import (
+            INPUT_CODES,
+            INPUT_INT16,
+            S_EV_F,
+            S_EV_I,
+            S_PROBS,
+            STAGE_ALL,
+            stream_chunk,
+        )
 
         self.step = stream_chunk  # the compiled per-chunk kernel, looked up once (not per call)
+        self.inputs = {dtype: (pcm_scale(dtype), code) for dtype, code in INPUT_CODES.items()}  # (scale, code)
+        self.raw_code = INPUT_INT16  # the dtype whose chunks stream_chunk takes as they are
+        self.upto = STAGE_ALL
         self.model = backend.packed.buffer
+        self.kind = backend.kind
         self._packed = backend.new_stream_state(tracker)
         self.state = self._packed.buffer
         self.probs = self._packed.view(S_PROBS)
         self._ev_i = self._packed.view(S_EV_I)
         self._ev_f = self._packed.view(S_EV_F)
-        for empty in _WARM_UP:  # load (or compile) the live dtypes' kernels now, not in the first callback
-            self.run(empty, 1.0)
+        self.run(_EMPTY_F32, 1.0)  # load (or compile) the kernel now, not in the first callback
 
     def reset(self) -> None:
         from vad.runtime.network import reset_stream
@@ -438,7 +452,9 @@ class _FusedStep:
 
     def run(self, x: np.ndarray, scale: float) -> tuple[np.ndarray, list[SegmentEvent]]:
         """x: validated C-contiguous samples of a compiled dtype, at most (MAX_CALL_FRAMES - 1) * hop long."""
-        r = self.step(x, scale, self.model, self.state)
+        code = self.inputs[x.dtype][1]
+        r = self.step(x if code == self.raw_code else x.view(np.int16), code, scale, self.upto, self.model, self.state,
+                      self.kind)
         n = r & _FRAMES_MASK
         return self.probs[:n].copy(), self.events(r >> _EVENTS_SHIFT) if r > _FRAMES_MASK else []
 
@@ -451,9 +467,7 @@ class _FusedStep:
 
 _EVENTS_SHIFT = 32
 _FRAMES_MASK = (1 << _EVENTS_SHIFT) - 1
-_FUSED_SCALES = {np.dtype(d): pcm_scale(np.dtype(d)) for d in (np.float32, np.float64, np.int16, np.int32)}
 _EMPTY_F32 = np.zeros(0, dtype=np.float32)
-_WARM_UP = (np.zeros(0, dtype=np.int16), np.zeros(0, dtype=np.float32))  # microphones; resampled streams
 _INT16_SCALE = np.float32(pcm_scale(np.dtype(np.int16)))  # exact: int16 * 2**-15 is a float32
 
 

@@ -40,7 +40,8 @@ from typing import Any
 
 import numpy as np
 import rocket_fft  # noqa: F401  (registers the FFT overloads numba needs)
-from numba import njit, uint64
+from numba import njit, types, uint64
+from numba.extending import overload
 from rocket_fft import r2c
 
 from vad.core.errors import InvalidInputError
@@ -118,6 +119,14 @@ def _stage_twiddles() -> tuple[np.ndarray, np.ndarray]:
     return np.cos(angle), np.sin(angle)
 
 
+def spectrum_array(spec: FeatureSpec) -> np.ndarray:
+    """``logmel_frame``'s spectrum scratch, whose dtype picks the FFT (``_power``): empty float64
+    for the fixed-size FFT, complex128 [n_bins] for rocket-fft's."""
+    if spec.n_fft == FAST_FFT_SIZE:
+        return np.zeros(0, dtype=np.float64)
+    return np.zeros(spec.n_bins, dtype=np.complex128)
+
+
 class FrontendScratch:
     """Per-stream working arrays of ``logmel_frame`` (sizes from the spec)."""
 
@@ -125,7 +134,7 @@ class FrontendScratch:
         fast = spec.n_fft == FAST_FFT_SIZE
         self.a = np.zeros(2 * _HALF if fast else spec.n_fft, dtype=np.float64)
         self.b = np.zeros(2 * _HALF if fast else 0, dtype=np.float64)
-        self.spectrum = np.zeros(0 if fast else spec.n_bins, dtype=np.complex128)
+        self.spectrum = spectrum_array(spec)
         self.axes = np.zeros(1, dtype=np.int64)
         self.power = np.zeros(spec.n_bins, dtype=np.float64)
         self.mel = np.zeros(spec.n_mels, dtype=np.float64)
@@ -228,12 +237,13 @@ def _rotate(x, y, twr, twi, twiddle):
                 y[nt + dst] = im
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _power_fast(buf, window, a, b, twr, twi, split, power):
     """|rfft(buf * window, 512)|^2 -> power[0:257]: the even/odd samples as one complex 256-point
     signal z, its DFT as 16 x 16 (16-point DFTs down the columns, inner twiddles, transpose,
     16-point DFTs down the columns again; each 16-point DFT two radix-4 Stockham stages over 16
-    lanes), then the real-input split."""
+    lanes), then the real-input split. Not inlined by numba (LLVM still may): numba's IR inliner
+    copying it up through the framing into the fused step cost ~10 s of the first compile."""
     nt = uint64(_HALF)
     for kk in range(_HALF):  # even samples -> real part, odd -> imaginary part
         k = uint64(kk)
@@ -278,6 +288,26 @@ def _power_generic(buf, window, frame, spectrum, axes, power):
         power[k] = re * re + im * im
 
 
+def _power(buf, window, a, b, twr, twi, split, spectrum, axes, power):
+    """|rfft(buf * window)|^2 -> power, the FFT chosen by the *type* of ``spectrum`` when a kernel
+    compiles: float64 (empty) selects the fixed-size FFT (a, b: its [re | im] buffers), complex128
+    rocket-fft's r2c into spectrum (a: the n_fft windowed frame; axes: int64 [1], zero). So a
+    kernel compiles only the FFT it runs (rocket-fft's r2c adds seconds to a first compile)."""
+    raise NotImplementedError("_power runs only inside compiled kernels (numba overload below)")
+
+
+@overload(_power, jit_options={"nogil": True, "error_model": "numpy"})
+def _power_overload(buf, window, a, b, twr, twi, split, spectrum, axes, power):
+    if isinstance(spectrum, types.Array) and isinstance(spectrum.dtype, types.Complex):
+        def generic(buf, window, a, b, twr, twi, split, spectrum, axes, power):
+            _power_generic(buf, window, a, spectrum, axes, power)
+        return generic
+
+    def fast(buf, window, a, b, twr, twi, split, spectrum, axes, power):
+        _power_fast(buf, window, a, b, twr, twi, split, power)
+    return fast
+
+
 # fdlibm's log (e_log.c, error < 1 ulp) without branches, so that the loop over the mel bands
 # vectorizes; valid for the positive normal numbers it is given (mel powers >= the log floor).
 _LN2_HI = 6.93147180369123816490e-01
@@ -317,15 +347,9 @@ def _log_into(x, out):
 def logmel_frame(buf, window, twr, twi, split, mel_range, mel_weights, log_floor, a, b, spectrum, axes, power,
                  mel, out):
     """Log-mel of the full window held in buf (float64 [n_fft], zero beyond the window) -> out[:n_mels]
-    (mel: float64 [n_mels] scratch).
-
-    ``spectrum`` empty selects the fixed-size FFT (a, b: its [re | im] buffers); otherwise
-    rocket-fft's r2c into spectrum (a: the n_fft windowed frame; axes: int64 [1], zero).
+    (mel: float64 [n_mels] scratch). The FFT follows ``spectrum``'s dtype (``_power``).
     """
-    if spectrum.size == 0:
-        _power_fast(buf, window, a, b, twr, twi, split, power)
-    else:
-        _power_generic(buf, window, a, spectrum, axes, power)
+    _power(buf, window, a, b, twr, twi, split, spectrum, axes, power)
     for m in range(mel_range.shape[0]):
         start = uint64(mel_range[m, 0])
         w = uint64(mel_range[m, 2])

@@ -1,9 +1,11 @@
 """Numba inference backend for ``causal-dwconv-gru`` networks, and the fused per-chunk step.
 
-Two entry points share one compiled kernel (``_stage_step``):
+One entry point, ``stream_chunk(raw, code, scale, upto, model, state, kind)``, with one
+signature for every input dtype (the samples' memory as an int16 view) and stage, so
+that the one large kernel (``_stage_step``) is compiled, linked and optimised once per install
+(numba's cache; each further entry point linking it would cost LLVM seconds again):
 
-* ``stream_chunk(samples, scale, model, state)``: ONE call per audio chunk of the streaming
-  engine. It checks the samples, then runs framing, the log-mel front end
+* the streaming engine calls it ONCE per audio chunk. It checks the samples, then runs framing, the log-mel front end
   (``vad.runtime.frontend.logmel_frame``), the network and the post-processing state machine
   (``vad.core.postprocess.tracker_push``) for every frame the chunk completes, with all state
   and scratch in the stream's packed buffer (``vad.runtime.packed``): nothing is allocated.
@@ -11,7 +13,7 @@ Two entry points share one compiled kernel (``_stage_step``):
   as matrix products over the block, then the GRU frame by frame. Each frame's arithmetic is
   the same whatever the block, so the results do not depend on how audio is chunked (bit for
   bit), and a whole file fed in large chunks is the batch path.
-* ``NumbaBackend.run(samples, state)``: the backend contract of ``vad.runtime.model`` (float32
+* ``NumbaBackend.run(samples, state)`` (``upto=STAGE_NETWORK``): the backend contract of ``vad.runtime.model`` (float32
   samples, a whole number of hops, in; one probability per hop out), the same kernel without
   the post-processing; what the load-time parity probe against onnxruntime runs.
 
@@ -44,10 +46,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 from vad.runtime import frontend as _frontend
 from vad.runtime import packed as _packed
-from vad.runtime.frontend import FrontendTables, copy_scaled, first_bad, frame_samples
+from vad.runtime.frontend import FrontendTables, copy_scaled, first_bad, frame_samples, spectrum_array
 from vad.runtime.packed import PackedArrays, region_f32, region_f64, region_i64
 
 from vad.core import postprocess as _postprocess
@@ -374,9 +377,11 @@ def pack_stream_state(spec: FeatureSpec, weights: NetworkWeights, tracker: Track
 # --- the fused step ----------------------------------------------------------------------------------
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _run_block(model, state, dims, nb, first):
-    """The network on the nb pending feature frames; probabilities -> S_PROBS[first:]."""
+    """The network on the nb pending feature frames; probabilities -> S_PROBS[first:]. A separate
+    kernel (not inlined into ``_stage_step`` by numba, whose IR inlining is the slow part of a
+    first compile; LLVM sees it whole anyway)."""
     km1 = max(dims[D_KERNEL] - 1, 1)
     c1p, c2p, hidp, nfeat = dims[D_C1P], dims[D_C2P], dims[D_HIDP], dims[D_NFEAT]
     g = 3 * hidp
@@ -396,8 +401,21 @@ def _run_block(model, state, dims, nb, first):
     )
 
 
+def _spectrum_in(storage, kind):
+    """The FFT scratch in ``storage`` (float64 state region) as the type of ``kind`` (an empty float64
+    or complex128 array), which selects the FFT that compiles (``vad.runtime.frontend._power``)."""
+    raise NotImplementedError("_spectrum_in runs only inside compiled kernels (numba overload below)")
+
+
+@overload(_spectrum_in, inline="always", jit_options={"nogil": True, "error_model": "numpy"})
+def _spectrum_in_overload(storage, kind):
+    if isinstance(kind.dtype, types.Complex):
+        return lambda storage, kind: storage.view(np.complex128)
+    return lambda storage, kind: storage
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
-def _stage_step(model, state, n):
+def _stage_step(model, state, n, kind):
     """Everything after the input conversion, for S_STAGE[:n] (scaled float64 samples): each
     completed frame through the front end, the network block by block, and the post-processing.
     S_INTS[I_UPTO] < STAGE_ALL stops early (NumbaBackend.run, ``vad bench --breakdown``; a state
@@ -419,7 +437,7 @@ def _stage_step(model, state, n):
     log_floor = region_f64(model, M_FLOATS)[F_LOG_FLOOR]
     fa = region_f64(state, S_FFT_A)
     fb = region_f64(state, S_FFT_B)
-    spectrum = region_f64(state, S_SPECTRUM).view(np.complex128)
+    spectrum = _spectrum_in(region_f64(state, S_SPECTRUM), kind)
     axes = region_i64(state, S_AXES)
     power = region_f64(state, S_POWER)
     mel = region_f64(state, S_MEL)
@@ -452,59 +470,70 @@ def _stage_step(model, state, n):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _consume(x, scale, model, state, upto):
-    """x (times scale) through ``_stage_step``, STAGE_SAMPLES at a time; returns the frame count
-    (+ the event count << 32) this call completed."""
-    ints = region_i64(state, S_INTS)
-    ints[I_NPROBS] = 0
-    ints[I_NEVENTS] = 0
-    ints[I_UPTO] = upto
+def _consume(x, scale, model, state, upto, kind):
+    """x (times scale) through ``_stage_step``, STAGE_SAMPLES at a time."""
     stage = region_f64(state, S_STAGE)
     n = x.size
     i = 0
     while i < n:
         m = min(STAGE_SAMPLES, n - i)
         copy_scaled(x, i, stage, 0, m, scale)
-        _stage_step(model, state, m)
+        _stage_step(model, state, m, kind)
         i += m
-    return ints[I_NPROBS] + (ints[I_NEVENTS] << 32)
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def stream_chunk(x, scale, model, state):
-    """The engine's one call per chunk: samples x (any signed int or float dtype, C-contiguous,
-    times ``scale``) of at most (MAX_CALL_FRAMES - 1) * hop samples.
-
-    Returns -1 - i when float sample x[i] breaks the sample contract (NaN/inf or beyond
-    +-MAX_FLOAT_SAMPLE_MAGNITUDE; nothing consumed); else n_frames + n_events << 32: the
-    probabilities of the completed frames are in S_PROBS[:n_frames], the post-processing events
-    they completed in S_EV_I / S_EV_F[:n_events].
-    """
-    if scale == 1.0:  # float samples (int16/int32 PCM is always in range)
-        bad = first_bad(x, MAX_FLOAT_SAMPLE_MAGNITUDE)
-        if bad >= 0:
-            return -1 - bad
-    return _consume(x, scale, model, state, STAGE_ALL)
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def backend_run(x, model, state):
-    """``NumbaBackend.run``'s kernel: float32 samples x (validated by the caller) through the front
-    end and the network, no post-processing; returns the frames completed (probabilities in S_PROBS)."""
-    return _consume(x, 1.0, model, state, STAGE_NETWORK) & _FRAMES_MASK
 
 
 STAGE_FRONTEND, STAGE_NETWORK, STAGE_ALL = 1, 2, 3  # how far _stage_step goes
 _FRAMES_MASK = (1 << 32) - 1
+INPUT_INT16, INPUT_INT32, INPUT_FLOAT32, INPUT_FLOAT64 = range(4)  # stream_chunk's sample codes
+INPUT_CODES = {np.dtype(np.int16): INPUT_INT16, np.dtype(np.int32): INPUT_INT32,
+               np.dtype(np.float32): INPUT_FLOAT32, np.dtype(np.float64): INPUT_FLOAT64}
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def breakdown_chunks(chunks, scale, model, state, upto):
+def stream_chunk(raw, code, scale, upto, model, state, kind):
+    """The engine's one call per chunk, and the only kernel entry of a stream: the samples whose
+    memory ``raw`` holds (as an int16 view; int16 samples pass as they are; ``code`` their dtype, INPUT_*), times
+    ``scale``, at most (MAX_CALL_FRAMES - 1) * hop of them, through the stages up to ``upto``
+    (STAGE_ALL for the engine; STAGE_NETWORK for ``NumbaBackend.run``). ``kind`` is the backend's
+    spectrum type (``_spectrum_in``). One signature for every dtype and stage: the large step
+    compiles, and is linked and optimised by LLVM, once.
+
+    Returns -1 - i when float sample i breaks the sample contract (NaN/inf or beyond
+    +-MAX_FLOAT_SAMPLE_MAGNITUDE; nothing consumed); else n_frames + n_events << 32: the
+    probabilities of the completed frames are in S_PROBS[:n_frames], the post-processing events
+    they completed in S_EV_I / S_EV_F[:n_events].
+    """
+    ints = region_i64(state, S_INTS)
+    if code == INPUT_FLOAT32 or code == INPUT_FLOAT64:  # int16/int32 PCM is always in range
+        bad = first_bad(raw.view(np.float32), MAX_FLOAT_SAMPLE_MAGNITUDE) if code == INPUT_FLOAT32 else first_bad(
+            raw.view(np.float64), MAX_FLOAT_SAMPLE_MAGNITUDE)
+        if bad >= 0:
+            return -1 - bad
+    ints[I_NPROBS] = 0
+    ints[I_NEVENTS] = 0
+    ints[I_UPTO] = upto
+    if code == INPUT_INT16:
+        _consume(raw, scale, model, state, upto, kind)
+    elif code == INPUT_FLOAT32:
+        _consume(raw.view(np.float32), scale, model, state, upto, kind)
+    elif code == INPUT_INT32:
+        _consume(raw.view(np.int32), scale, model, state, upto, kind)
+    else:
+        _consume(raw.view(np.float64), scale, model, state, upto, kind)
+    return ints[I_NPROBS] + (ints[I_NEVENTS] << 32)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def breakdown_chunks(chunks, scale, model, state, upto, kind):
     """For ``vad bench --breakdown``: each row of chunks [n, length] (int16) as ``stream_chunk``
     runs it, but only up to a stage: STAGE_FRONTEND (framing + log-mel), STAGE_NETWORK (+ the
     network), STAGE_ALL (+ the post-processing: stream_chunk without the call overhead)."""
+    ints = region_i64(state, S_INTS)
     for c in range(chunks.shape[0]):
-        _consume(chunks[c], scale, model, state, upto)
+        ints[I_NPROBS] = 0
+        ints[I_NEVENTS] = 0
+        ints[I_UPTO] = upto
+        _consume(chunks[c], scale, model, state, upto, kind)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -553,6 +582,7 @@ class NumbaBackend:
                 f"n_mels={self.spec.n_mels}"
             )
         self.packed = pack_model(self.spec, self.weights)
+        self.kind = spectrum_array(self.spec)[:0]  # stream_chunk's FFT selector (_spectrum_in)
         self._max_samples = (MAX_CALL_FRAMES - 1) * self.spec.hop_length_samples
 
     def new_stream_state(self, tracker: TrackerState) -> PackedArrays:
@@ -568,8 +598,12 @@ class NumbaBackend:
 
     def run(self, samples: np.ndarray, state: PackedArrays) -> tuple[np.ndarray, PackedArrays]:
         probs = state.view(S_PROBS)
+        samples = np.ascontiguousarray(samples, dtype=np.float32)
+        if not samples.flags.writeable:  # a read-only view would be a second kernel signature
+            samples = samples.copy()
         out = []
         for start in range(0, max(samples.shape[0], 1), self._max_samples):
-            n = backend_run(samples[start : start + self._max_samples], self.packed.buffer, state.buffer)
-            out.append(probs[:n].copy())
+            raw = samples[start : start + self._max_samples].view(np.int16)
+            r = stream_chunk(raw, INPUT_FLOAT32, 1.0, STAGE_NETWORK, self.packed.buffer, state.buffer, self.kind)
+            out.append(probs[: r & _FRAMES_MASK].copy())
         return (out[0] if len(out) == 1 else np.concatenate(out)), state

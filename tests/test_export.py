@@ -175,6 +175,12 @@ def test_other_spec_exports_and_runs_in_both_backends(tmp_path):
     assert ref.state_shapes["state_frames"] == (120,)
     assert np.max(np.abs(ref.run(audio, ref.initial_state())[0] - want)) <= PARITY
     assert np.max(np.abs(fast.run(audio, fast.initial_state())[0] - want)) <= PARITY
+    from vad.runtime.engine import StreamingVAD  # the fused streaming kernel with the generic FFT
+
+    pcm = (audio * 32767).astype(np.int16)
+    stream = StreamingVAD(fast, spec.sample_rate_hz)
+    probs = np.concatenate([stream.process(pcm[i : i + 200]).probabilities for i in range(0, pcm.size, 200)])
+    np.testing.assert_array_equal(probs, fast.run(pcm / np.float32(32768), fast.initial_state())[0])
 
 
 def test_export_refuses_a_spec_without_window_overlap_and_nan_weights(tmp_path):

@@ -143,6 +143,33 @@ def test_backends_agree(random_model_path):  # noqa: F811
     np.testing.assert_array_equal(whole, np.array(single, dtype=np.float32))
 
 
+def test_every_input_form_gives_the_same_stream(energy_model):
+    """The fused kernel takes every dtype through one int16 view of the chunk's memory: int16,
+    int32, float32, float64, read-only and strided chunks all give the same stream (read-only
+    and strided ones are copied first, so they never need another kernel signature)."""
+    from vad.runtime.engine import StreamingVAD
+
+    pcm = bursts(2.0, seed=9)
+    frozen = pcm.copy()
+    frozen.flags.writeable = False
+    forms = {
+        "int16": pcm,
+        "int16 read-only": frozen,
+        "int16 strided": np.repeat(pcm, 2)[::2],
+        "int32": pcm.astype(np.int32) << 16,
+        "float32": (pcm / 32768.0).astype(np.float32),
+        "float64": pcm / 32768.0,
+    }
+    vad = StreamingVAD(energy_model, RATE, postprocess=FAST_PP)
+    want = run_stream(vad, pcm, 160)
+    assert len(want[3]) >= 4
+    for name, audio in forms.items():
+        got = run_stream(vad, audio, 160)
+        np.testing.assert_allclose(got[0], want[0], atol=1e-6, rtol=0, err_msg=name)
+        assert [(e.kind, e.start_sample, e.end_sample) for e in got[3]] == [
+            (e.kind, e.start_sample, e.end_sample) for e in want[3]], name
+
+
 @pytest.mark.parametrize("rate", [8000, 16000, 22050, 44100, 48000])
 def test_sample_rates(rate, energy_model):
     from vad.runtime.engine import StreamingVAD

@@ -215,7 +215,7 @@ def _breakdown(stream, chunks: np.ndarray, audio_s: float, repeats: int, total_b
         for upto in (STAGE_FRONTEND, STAGE_NETWORK, STAGE_ALL):
             def loop(upto=upto):
                 fused.reset()
-                breakdown_chunks(chunks, scale, fused.model, fused.state, upto)
+                breakdown_chunks(chunks, scale, fused.model, fused.state, upto, fused.kind)
             loop()
             best[upto] = min(best.get(upto, np.inf), _per_10ms(min(_timed(loop, repeats)), audio_s))
     fused.reset()

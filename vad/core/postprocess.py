@@ -292,7 +292,7 @@ def _step(i, p, ti, tf, buf, ev_i, ev_f, ne):
     return ne
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy")
 def tracker_push(p, n, ti, tf, buf, ev_i, ev_f, ne):
     """Push the frame probabilities p[0:n] (trusted: finite, in [0, 1]); events go to
     ev_i/ev_f from row ``ne`` on; returns the new event count."""
