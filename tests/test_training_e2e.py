@@ -219,3 +219,47 @@ def test_comparison_aggregates_seeds_and_sizes_the_uniform_baseline(tmp_path):
     assert table.count("\n") == 1 + len(METHODS) and "0.8100 ± 0.0141" in table
     write_outputs(tmp_path, {"rows": rows})
     assert (tmp_path / "comparison.png").stat().st_size > 0 and (tmp_path / "comparison.md").is_file()
+
+
+def _labelled_clip(path: Path, audio: np.ndarray, speech: list[tuple[float, float]]) -> None:
+    sf.write(path, audio, SR)
+    path.with_suffix(".rttm").write_text("".join(
+        f"SPEAKER {path.stem} 1 {start:.3f} {end - start:.3f} <NA> <NA> spk <NA> <NA>\n" for start, end in speech))
+
+
+def test_ablation_decides_on_the_tuning_part_and_reports_the_rest(corpus, tmp_path):
+    from vad.training.ablate import format_table, parse_variant, run_job, summarize
+    from vad.training.train import prepare_data
+
+    assert parse_variant("t3:teacher_weight=0.3,feature_augment=0") == (
+        "t3", {"teacher_weight": 0.3, "feature_augment": 0.0})
+    for bad in ("t3", "t3:speed=2", "t3:lr=fast", ":lr=1"):
+        with pytest.raises(InvalidInputError, match="--variant"):
+            parse_variant(bad)
+    prepare_data(_tiny_data(corpus), tmp_path / "cache", 0, window_frames=50, log=lambda _line: None)
+    speech, _ = sf.read(corpus / "speech" / "utt0.wav", dtype="float32")
+    noise = 0.01 * np.random.default_rng(1).standard_normal(SR).astype(np.float32)
+    clip = np.concatenate([noise, speech, noise])
+    dev, tune = tmp_path / "dev", tmp_path / "tune"
+    for folder in (dev, dev / "mix", dev / "nonspeech", tune):
+        folder.mkdir()
+    for name in ("ami_trn00", "ami_dev00"):
+        _labelled_clip(dev / f"{name}.flac", clip, [(1.1, 2.1)])
+    _labelled_clip(tune / "ami_trn00.flac", clip, [(1.1, 2.1)])
+    _labelled_clip(dev / "mix" / "devmix_01_music_snr05.flac", clip, [(1.1, 2.1)])
+    _labelled_clip(dev / "nonspeech" / "hum.flac", noise, [])
+    config = {"budget_mflops": 0.3, "max_steps": 4, "finetune_max_steps": 2, "eval_every_steps": 2, "batch_size": 4,
+              "window_frames": 50, "input_width": 8, "conv_width": 8, "gru_width": 8, "warmup_steps": 1,
+              "width_warmup_steps": 1}
+    runs = [run_job({"name": name, "knobs": knobs, "seed": seed, "cache": str(tmp_path / "cache"), "tune": str(tune),
+                     "dev": str(dev), "out_dir": str(tmp_path / "out"), "config": config})
+            for seed in (0, 1) for name, knobs in (("base", {}), ("lr", {"lr": 0.01, "feature_augment": 0.0}))]
+    assert (tmp_path / "out" / "runs" / "lr-seed-1.json").is_file()
+    for r in runs:  # the tuning part's meeting scores as tuning, the other as untouched; no file in both
+        assert 0.0 <= r["tune_dev_ami_auc"] <= 1.0 and 0.0 <= r["dev_ami_auc"] <= 1.0
+        assert math.isnan(r["tune_dev_mix_auc"]) and 0.0 <= r["dev_mix_auc"] <= 1.0
+        assert 0.0 <= r["dev_nonspeech_false_alarm"] <= 1.0
+    assert runs[1]["feature_augment"] is False and runs[0]["feature_augment"] is True
+    rows = summarize(runs, ["base", "lr"])
+    assert rows[0]["seeds"] == [0, 1] and not math.isnan(rows[0]["check_auc"]["sd"])
+    assert format_table(rows).count("\n") == 3 and "lr=0.01" in format_table(rows)
