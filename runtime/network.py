@@ -471,7 +471,12 @@ def _stage_step(model, state, n, kind):
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _consume(x, scale, model, state, upto, kind):
-    """x (times scale) through ``_stage_step``, STAGE_SAMPLES at a time."""
+    """x (times scale) through ``_stage_step`` up to stage ``upto``, STAGE_SAMPLES at a time; the
+    frame and event counts in S_INTS start from 0 (what this call completed)."""
+    ints = region_i64(state, S_INTS)
+    ints[I_NPROBS] = 0
+    ints[I_NEVENTS] = 0
+    ints[I_UPTO] = upto
     stage = region_f64(state, S_STAGE)
     n = x.size
     i = 0
@@ -509,9 +514,6 @@ def stream_chunk(raw, code, scale, upto, model, state, kind):
             raw.view(np.float64), MAX_FLOAT_SAMPLE_MAGNITUDE)
         if bad >= 0:
             return -1 - bad
-    ints[I_NPROBS] = 0
-    ints[I_NEVENTS] = 0
-    ints[I_UPTO] = upto
     if code == INPUT_INT16:
         _consume(raw, scale, model, state, upto, kind)
     elif code == INPUT_FLOAT32:
@@ -528,11 +530,7 @@ def breakdown_chunks(chunks, scale, model, state, upto, kind):
     """For ``vad bench --breakdown``: each row of chunks [n, length] (int16) as ``stream_chunk``
     runs it, but only up to a stage: STAGE_FRONTEND (framing + log-mel), STAGE_NETWORK (+ the
     network), STAGE_ALL (+ the post-processing: stream_chunk without the call overhead)."""
-    ints = region_i64(state, S_INTS)
     for c in range(chunks.shape[0]):
-        ints[I_NPROBS] = 0
-        ints[I_NEVENTS] = 0
-        ints[I_UPTO] = upto
         _consume(chunks[c], scale, model, state, upto, kind)
 
 
