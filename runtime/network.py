@@ -24,10 +24,11 @@ for the kernel:
 the per-band normalisation folded into the first layer (when the file still carries
 ``feat_mean``/``feat_std``), matrices transposed to [inputs, outputs] with the outputs padded
 to a multiple of ``LANES`` (zero weights and biases: padded units stay exactly 0), stored as
-float32 (their values in the file) except the folded first layer. Arithmetic is float64
-throughout (float32 activations would use up most of the 1e-5 parity budget on the dev set), and
-each output sums its inputs in a fixed order, so a frame's result is the same in every code
-path. Sigmoid and tanh use ``exp_bounded``: branch-free, so the gate loops vectorize, with an
+float32. The layers' arithmetic is float32, as in the model file's graph (8 lanes per AVX vector,
+no conversions in the matrix products; ``tests/test_runtime.py`` checks the whole dev set
+against that graph: probabilities to 1e-5, identical segments); each output sums its inputs in a fixed order, so a
+frame's result is the same in every code path. The gates' sigmoid and tanh and the output
+layer run in float64 with ``exp_bounded``: branch-free, so the gate loops vectorize, with an
 absolute error below ``ACTIVATION_MAX_ABS_ERROR`` (tested).
 
 Kernels use ``error_model="numpy"`` (no zero-division branch, so the loops vectorize) and
@@ -85,7 +86,7 @@ def _keep_cache_in_step() -> None:
 
 _keep_cache_in_step()
 
-LANES = 8  # layer widths are padded to a multiple of this (one 512-bit vector of float64)
+LANES = 8  # layer widths are padded to a multiple of this (one 256-bit vector of float32)
 NET_BLOCK_FRAMES = 32  # frames whose non-recurrent layers run as one matrix product
 MAX_CALL_FRAMES = 1024  # frames one stream_chunk call may complete (the engine splits longer chunks)
 STAGE_SAMPLES = 4096  # input samples converted to float64 at a time inside stream_chunk
@@ -141,30 +142,31 @@ def tanh(x):
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def _dense(x, nb, w, b, y, relu):
-    """y[t] = b + x[t] @ w for t < nb (w [n_in, n_out]); each output sums 4 inputs at a time in order."""
+    """y[t] = b + x[t] @ w for t < nb, all float32 (w [n_in, n_out]); each output sums 4 inputs at a time in order."""
     n_in, n_out = w.shape
+    zero = np.float32(0.0)
     for t in range(nb):
         for o in range(n_out):
             y[t, o] = b[o]
     full = n_in - n_in % 4
     for i in range(0, full, 4):
         for t in range(nb):
-            x0 = float(x[t, i])
-            x1 = float(x[t, i + 1])
-            x2 = float(x[t, i + 2])
-            x3 = float(x[t, i + 3])
+            x0 = x[t, i]
+            x1 = x[t, i + 1]
+            x2 = x[t, i + 2]
+            x3 = x[t, i + 3]
             for o in range(n_out):
                 y[t, o] += (w[i, o] * x0 + w[i + 1, o] * x1) + (w[i + 2, o] * x2 + w[i + 3, o] * x3)
     for i in range(full, n_in):
         for t in range(nb):
-            xi = float(x[t, i])
+            xi = x[t, i]
             for o in range(n_out):
                 y[t, o] += w[i, o] * xi
     if relu:
         for t in range(nb):
             for o in range(n_out):
                 v = y[t, o]
-                y[t, o] = v if v > 0.0 else 0.0
+                y[t, o] = v if v > zero else zero
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"}, inline="always")
@@ -257,29 +259,29 @@ class NetworkWeights:
             inv_std = 1.0 / np.asarray(w["feat_std"], dtype=np.float64)
             w_inp = w_inp * inv_std[None, :]
             b_inp = b_inp - w_inp @ np.asarray(w["feat_mean"], dtype=np.float64)
-        self.w_in = self._t(w_inp, self.c1p, np.float64)
+        self.w_in = self._t(w_inp, self.c1p)
         self.b_in = self._vec(b_inp, self.c1p)
-        self.w_dw = self._t(f64["dw.weight"][:, 0, :], self.c1p, np.float64)  # [kernel, c1p]
+        self.w_dw = self._t(f64["dw.weight"][:, 0, :], self.c1p)  # [kernel, c1p]
         self.b_dw = self._vec(f64["dw.bias"], self.c1p)
-        self.w_pw = self._t(f64["pw.weight"], self.c2p, np.float32, rows=self.c1p)
+        self.w_pw = self._t(f64["pw.weight"], self.c2p, rows=self.c1p)
         self.b_pw = self._vec(f64["pw.bias"], self.c2p)
         self.w_ih = self._gates(f64["gru.weight_ih_l0"], self.c2p)
         self.b_ih = self._gate_vec(f64["gru.bias_ih_l0"])
         self.w_hh = self._gates(f64["gru.weight_hh_l0"], self.hidp)
         self.b_hh = self._gate_vec(f64["gru.bias_hh_l0"])
-        self.w_out = self._vec(f64["out.weight"][0], self.hidp)
+        self.w_out = self._vec(f64["out.weight"][0], self.hidp, np.float64)
         self.b_out = float(f64["out.bias"][0])
 
     @staticmethod
-    def _t(w: np.ndarray, cols: int, dtype, rows: int | None = None) -> np.ndarray:
-        """w [out, in] as [in (padded to rows), out padded to cols]."""
-        out = np.zeros((rows or w.shape[1], cols), dtype=dtype)
+    def _t(w: np.ndarray, cols: int, rows: int | None = None) -> np.ndarray:
+        """w [out, in] as float32 [in (padded to rows), out padded to cols]."""
+        out = np.zeros((rows or w.shape[1], cols), dtype=np.float32)
         out[: w.shape[1], : w.shape[0]] = w.T
         return out
 
     @staticmethod
-    def _vec(v: np.ndarray, n: int) -> np.ndarray:
-        out = np.zeros(n, dtype=np.float64)
+    def _vec(v: np.ndarray, n: int, dtype=np.float32) -> np.ndarray:
+        out = np.zeros(n, dtype=dtype)
         out[: v.shape[0]] = v
         return out
 
@@ -291,7 +293,7 @@ class NetworkWeights:
         return out
 
     def _gate_vec(self, v: np.ndarray) -> np.ndarray:
-        out = np.zeros(3 * self.hidp, dtype=np.float64)
+        out = np.zeros(3 * self.hidp, dtype=np.float32)
         for g in range(3):
             out[g * self.hidp : g * self.hidp + self.hid] = v[g * self.hid : (g + 1) * self.hid]
         return out
@@ -310,16 +312,16 @@ def pack_model(spec: FeatureSpec, weights: NetworkWeights) -> PackedArrays:
         M_SPLIT: (np.float64, tables.split.shape),
         M_MEL_RANGE: (np.int64, tables.mel_range.shape),
         M_MEL_W: (np.float64, tables.mel_weights.shape),
-        M_W_IN: (np.float64, w.w_in.shape),
-        M_B_IN: (np.float64, w.b_in.shape),
-        M_W_DW: (np.float64, w.w_dw.shape),
-        M_B_DW: (np.float64, w.b_dw.shape),
+        M_W_IN: (np.float32, w.w_in.shape),
+        M_B_IN: (np.float32, w.b_in.shape),
+        M_W_DW: (np.float32, w.w_dw.shape),
+        M_B_DW: (np.float32, w.b_dw.shape),
         M_W_PW: (np.float32, w.w_pw.shape),
-        M_B_PW: (np.float64, w.b_pw.shape),
+        M_B_PW: (np.float32, w.b_pw.shape),
         M_W_IH: (np.float32, w.w_ih.shape),
-        M_B_IH: (np.float64, w.b_ih.shape),
+        M_B_IH: (np.float32, w.b_ih.shape),
         M_W_HH: (np.float32, w.w_hh.shape),
-        M_B_HH: (np.float64, w.b_hh.shape),
+        M_B_HH: (np.float32, w.b_hh.shape),
         M_W_OUT: (np.float64, w.w_out.shape),
     }
     packed = PackedArrays([regions[r] for r in range(len(regions))])
@@ -355,13 +357,13 @@ def pack_stream_state(spec: FeatureSpec, weights: NetworkWeights, tracker: Track
     regions[S_POWER] = (np.float64, (spec.n_bins,))
     regions[S_MEL] = (np.float64, (spec.n_mels,))
     regions[S_FEATS] = (np.float32, (NET_BLOCK_FRAMES, w.n_features))
-    regions[S_A] = (np.float64, (NET_BLOCK_FRAMES, w.c1p))
-    regions[S_Y] = (np.float64, (NET_BLOCK_FRAMES, w.c1p))
-    regions[S_Z] = (np.float64, (NET_BLOCK_FRAMES, w.c2p))
-    regions[S_GI] = (np.float64, (NET_BLOCK_FRAMES, 3 * w.hidp))
-    regions[S_GH] = (np.float64, (1, 3 * w.hidp))
-    regions[S_H] = (np.float64, (w.hidp,))
-    regions[S_RING] = (np.float64, (max(w.kernel - 1, 1), w.c1p))
+    regions[S_A] = (np.float32, (NET_BLOCK_FRAMES, w.c1p))
+    regions[S_Y] = (np.float32, (NET_BLOCK_FRAMES, w.c1p))
+    regions[S_Z] = (np.float32, (NET_BLOCK_FRAMES, w.c2p))
+    regions[S_GI] = (np.float32, (NET_BLOCK_FRAMES, 3 * w.hidp))
+    regions[S_GH] = (np.float32, (1, 3 * w.hidp))
+    regions[S_H] = (np.float32, (w.hidp,))
+    regions[S_RING] = (np.float32, (max(w.kernel - 1, 1), w.c1p))
     regions[S_PROBS] = (np.float32, (MAX_CALL_FRAMES,))
     regions[S_TI] = (np.int64, (TRACKER_INTS,))
     regions[S_TF] = (np.float64, (TRACKER_FLOATS,))
@@ -387,17 +389,17 @@ def _run_block(model, state, dims, nb, first):
     g = 3 * hidp
     _network_frames(
         region_f32(state, S_FEATS).reshape((NET_BLOCK_FRAMES, nfeat)), nb, dims,
-        region_f64(model, M_W_IN).reshape((nfeat, c1p)), region_f64(model, M_B_IN),
-        region_f64(model, M_W_DW).reshape((dims[D_KERNEL], c1p)), region_f64(model, M_B_DW),
-        region_f32(model, M_W_PW).reshape((c1p, c2p)), region_f64(model, M_B_PW),
-        region_f32(model, M_W_IH).reshape((c2p, g)), region_f64(model, M_B_IH),
-        region_f32(model, M_W_HH).reshape((hidp, g)), region_f64(model, M_B_HH),
+        region_f32(model, M_W_IN).reshape((nfeat, c1p)), region_f32(model, M_B_IN),
+        region_f32(model, M_W_DW).reshape((dims[D_KERNEL], c1p)), region_f32(model, M_B_DW),
+        region_f32(model, M_W_PW).reshape((c1p, c2p)), region_f32(model, M_B_PW),
+        region_f32(model, M_W_IH).reshape((c2p, g)), region_f32(model, M_B_IH),
+        region_f32(model, M_W_HH).reshape((hidp, g)), region_f32(model, M_B_HH),
         region_f64(model, M_W_OUT), region_f64(model, M_FLOATS)[F_B_OUT],
-        region_f64(state, S_RING).reshape((km1, c1p)), region_i64(state, S_INTS)[I_HEAD:I_HEAD + 1],
-        region_f64(state, S_H),
-        region_f64(state, S_A).reshape((NET_BLOCK_FRAMES, c1p)), region_f64(state, S_Y).reshape((NET_BLOCK_FRAMES, c1p)),
-        region_f64(state, S_Z).reshape((NET_BLOCK_FRAMES, c2p)), region_f64(state, S_GI).reshape((NET_BLOCK_FRAMES, g)),
-        region_f64(state, S_GH).reshape((1, g)), region_f32(state, S_PROBS), first,
+        region_f32(state, S_RING).reshape((km1, c1p)), region_i64(state, S_INTS)[I_HEAD:I_HEAD + 1],
+        region_f32(state, S_H),
+        region_f32(state, S_A).reshape((NET_BLOCK_FRAMES, c1p)), region_f32(state, S_Y).reshape((NET_BLOCK_FRAMES, c1p)),
+        region_f32(state, S_Z).reshape((NET_BLOCK_FRAMES, c2p)), region_f32(state, S_GI).reshape((NET_BLOCK_FRAMES, g)),
+        region_f32(state, S_GH).reshape((1, g)), region_f32(state, S_PROBS), first,
     )
 
 
