@@ -52,7 +52,15 @@ from numba.extending import overload
 from vad.runtime import frontend as _frontend
 from vad.runtime import packed as _packed
 from vad.runtime.frontend import FrontendTables, copy_scaled, first_bad, frame_samples, spectrum_array
-from vad.runtime.packed import PackedArrays, region_f32, region_f64, region_i64
+from vad.runtime.packed import (
+    PackedArrays,
+    region_f32,
+    region_f32_2d,
+    region_f64,
+    region_f64_2d,
+    region_i64,
+    region_i64_2d,
+)
 
 from vad.core import postprocess as _postprocess
 from vad.core.errors import ModelFileError
@@ -388,18 +396,18 @@ def _run_block(model, state, dims, nb, first):
     c1p, c2p, hidp, nfeat = dims[D_C1P], dims[D_C2P], dims[D_HIDP], dims[D_NFEAT]
     g = 3 * hidp
     _network_frames(
-        region_f32(state, S_FEATS).reshape((NET_BLOCK_FRAMES, nfeat)), nb, dims,
-        region_f32(model, M_W_IN).reshape((nfeat, c1p)), region_f32(model, M_B_IN),
-        region_f32(model, M_W_DW).reshape((dims[D_KERNEL], c1p)), region_f32(model, M_B_DW),
-        region_f32(model, M_W_PW).reshape((c1p, c2p)), region_f32(model, M_B_PW),
-        region_f32(model, M_W_IH).reshape((c2p, g)), region_f32(model, M_B_IH),
-        region_f32(model, M_W_HH).reshape((hidp, g)), region_f32(model, M_B_HH),
+        region_f32_2d(state, S_FEATS, NET_BLOCK_FRAMES, nfeat), nb, dims,
+        region_f32_2d(model, M_W_IN, nfeat, c1p), region_f32(model, M_B_IN),
+        region_f32_2d(model, M_W_DW, dims[D_KERNEL], c1p), region_f32(model, M_B_DW),
+        region_f32_2d(model, M_W_PW, c1p, c2p), region_f32(model, M_B_PW),
+        region_f32_2d(model, M_W_IH, c2p, g), region_f32(model, M_B_IH),
+        region_f32_2d(model, M_W_HH, hidp, g), region_f32(model, M_B_HH),
         region_f64(model, M_W_OUT), region_f64(model, M_FLOATS)[F_B_OUT],
-        region_f32(state, S_RING).reshape((km1, c1p)), region_i64(state, S_INTS)[I_HEAD:I_HEAD + 1],
+        region_f32_2d(state, S_RING, km1, c1p), region_i64(state, S_INTS)[I_HEAD:I_HEAD + 1],
         region_f32(state, S_H),
-        region_f32(state, S_A).reshape((NET_BLOCK_FRAMES, c1p)), region_f32(state, S_Y).reshape((NET_BLOCK_FRAMES, c1p)),
-        region_f32(state, S_Z).reshape((NET_BLOCK_FRAMES, c2p)), region_f32(state, S_GI).reshape((NET_BLOCK_FRAMES, g)),
-        region_f32(state, S_GH).reshape((1, g)), region_f32(state, S_PROBS), first,
+        region_f32_2d(state, S_A, NET_BLOCK_FRAMES, c1p), region_f32_2d(state, S_Y, NET_BLOCK_FRAMES, c1p),
+        region_f32_2d(state, S_Z, NET_BLOCK_FRAMES, c2p), region_f32_2d(state, S_GI, NET_BLOCK_FRAMES, g),
+        region_f32_2d(state, S_GH, 1, g), region_f32(state, S_PROBS), first,
     )
 
 
@@ -429,12 +437,12 @@ def _stage_step(model, state, n, kind):
     ints = region_i64(state, S_INTS)
     stage = region_f64(state, S_STAGE)
     buf = region_f64(state, S_BUF)
-    feats = region_f32(state, S_FEATS).reshape((NET_BLOCK_FRAMES, nmels))
+    feats = region_f32_2d(state, S_FEATS, NET_BLOCK_FRAMES, nmels)
     window = region_f64(model, M_WINDOW)
     twr = region_f64(model, M_TWR)
     twi = region_f64(model, M_TWI)
-    split = region_f64(model, M_SPLIT).reshape((2, dims[D_NBINS]))
-    mel_range = region_i64(model, M_MEL_RANGE).reshape((nmels, 3))
+    split = region_f64_2d(model, M_SPLIT, 2, dims[D_NBINS])
+    mel_range = region_i64_2d(model, M_MEL_RANGE, nmels, 3)
     mel_w = region_f64(model, M_MEL_W)
     log_floor = region_f64(model, M_FLOATS)[F_LOG_FLOOR]
     fa = region_f64(state, S_FFT_A)
@@ -465,7 +473,7 @@ def _stage_step(model, state, n, kind):
     if upto >= STAGE_ALL and n_out > first:
         ints[I_NEVENTS] = tracker_push(
             region_f32(state, S_PROBS)[first:], n_out - first, region_i64(state, S_TI), region_f64(state, S_TF),
-            region_f64(state, S_TBUF), region_i64(state, S_EV_I).reshape((EVENT_CAPACITY, 3)),
+            region_f64(state, S_TBUF), region_i64_2d(state, S_EV_I, EVENT_CAPACITY, 3),
             region_f64(state, S_EV_F), ints[I_NEVENTS])
     ints[I_NFEAT_PENDING] = nb
     ints[I_NPROBS] = n_out
@@ -540,7 +548,7 @@ def breakdown_chunks(chunks, scale, model, state, upto, kind):
 def stream_flush(state):
     """End of stream for the post-processing: returns the number of events in S_EV_I / S_EV_F."""
     return tracker_flush(region_i64(state, S_TI), region_f64(state, S_TF),
-                         region_i64(state, S_EV_I).reshape((EVENT_CAPACITY, 3)), region_f64(state, S_EV_F), 0)
+                         region_i64_2d(state, S_EV_I, EVENT_CAPACITY, 3), region_f64(state, S_EV_F), 0)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -6,8 +6,12 @@ They therefore travel as two buffers: the model's constants (shared, read-only) 
 stream's state. Each buffer starts with a header of two numbers per region (offset in float64
 units, element count; float64 holds them exactly), so reading a region costs two loads and a
 slice; regions start on 64-byte boundaries. float32 regions hold an even number of elements
-(padded), so they are a whole number of float64 words. Compiled code reads a region with ``region_f64`` / ``region_f32`` / ``region_i64``
-by its index; Python code with ``PackedArrays.view``.
+(padded), so they are a whole number of float64 words. Compiled code reads a region by its index
+with ``region_f64`` / ``region_f32`` / ``region_i64`` (1-D) or their ``_2d`` forms: arrays made
+from a pointer into the buffer (``numba.carray``: no bounds clamping, no reshape call, so a
+view costs next to nothing where a slice and a reshape cost about 20 ns each, and a stream step
+takes some 40 of them per call); they live as long as the call that holds the buffer. Python
+code reads a region with ``PackedArrays.view``.
 
 This module never imports torch.
 """
@@ -15,7 +19,8 @@ This module never imports torch.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import carray, njit, types
+from numba.extending import intrinsic
 
 _ALIGN_F64 = 8  # 64 bytes
 _DTYPES = (np.dtype(np.float64), np.dtype(np.float32), np.dtype(np.int64))
@@ -60,19 +65,52 @@ class PackedArrays:
         self.view(region)[...] = values
 
 
+def _pointer_at(dtype):
+    """An intrinsic: a pointer to the ``dtype`` element that starts at float64 word ``start`` of buf."""
+
+    @intrinsic
+    def pointer_at(typingctx, buf, start):
+        def codegen(context, builder, signature, args):
+            data = context.make_array(signature.args[0])(context, builder, args[0]).data
+            return builder.bitcast(builder.gep(data, [args[1]]), context.get_value_type(types.CPointer(dtype)))
+
+        return types.CPointer(dtype)(buf, start), codegen
+
+    return pointer_at
+
+
+_f64_at = _pointer_at(types.float64)
+_f32_at = _pointer_at(types.float32)
+_i64_at = _pointer_at(types.int64)
+
+
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def region_f64(buf, region):
-    start = int(buf[2 * region])
-    return buf[start : start + int(buf[2 * region + 1])]
+    return carray(_f64_at(buf, int(buf[2 * region])), int(buf[2 * region + 1]))
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def region_f32(buf, region):
-    start = int(buf[2 * region])
-    return buf[start : start + int(buf[2 * region + 1]) // 2].view(np.float32)
+    return carray(_f32_at(buf, int(buf[2 * region])), int(buf[2 * region + 1]))
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def region_i64(buf, region):
-    start = int(buf[2 * region])
-    return buf[start : start + int(buf[2 * region + 1])].view(np.int64)
+    return carray(_i64_at(buf, int(buf[2 * region])), int(buf[2 * region + 1]))
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def region_f64_2d(buf, region, rows, cols):
+    """The region's first rows * cols elements as a C-ordered [rows, cols] array (the caller keeps
+    rows * cols within the region)."""
+    return carray(_f64_at(buf, int(buf[2 * region])), (rows, cols))
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def region_f32_2d(buf, region, rows, cols):
+    return carray(_f32_at(buf, int(buf[2 * region])), (rows, cols))
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def region_i64_2d(buf, region, rows, cols):
+    return carray(_i64_at(buf, int(buf[2 * region])), (rows, cols))
