@@ -220,7 +220,6 @@ class StreamingVAD:
             from vad.runtime.network import MAX_CALL_FRAMES
 
             self._fused = _FusedStep(backend, TrackerState(self.config, spec.hop_s))
-            self._stream_chunk = self._fused.step
             self._validate_samples = validate_samples  # bound once, not imported per chunk
             self._max_chunk = (MAX_CALL_FRAMES - 1) * self._hop  # model-rate samples per fused call
         else:
@@ -321,11 +320,11 @@ class StreamingVAD:
         if self._live and sample_rate is None and type(chunk) is np.ndarray:  # the live case, checked once
             fused = self._fused
             live = fused.inputs.get(chunk.dtype)
-            if live is not None and chunk.ndim == 1 and chunk.flags.c_contiguous and chunk.flags.writeable \
-                    and chunk.shape[0] <= self._max_chunk:  # (read-only or strided chunks are copied below)
+            if live is not None and chunk.ndim == 1 and chunk.flags.num & _LIVE_FLAGS == _LIVE_FLAGS \
+                    and chunk.shape[0] <= self._max_chunk:  # (read-only, strided or misaligned chunks: copied below)
                 scale, code = live
-                r = self._stream_chunk(chunk if code == fused.raw_code else chunk.view(np.int16), code, scale,
-                                       fused.upto, fused.model, fused.state, fused.kind)
+                r = fused.entry(chunk if code == fused.raw_code else chunk.view(np.int16), code, scale,
+                                fused.upto, fused.model, fused.state, fused.kind)
                 if r >= 0:
                     n = r & _FRAMES_MASK
                     first = self.frames_processed
@@ -426,6 +425,7 @@ class _FusedStep:
             S_EV_I,
             S_PROBS,
             STAGE_ALL,
+            compiled_entry,
             stream_chunk,
         )
 
@@ -441,6 +441,10 @@ class _FusedStep:
         self._ev_i = self._packed.view(S_EV_I)
         self._ev_f = self._packed.view(S_EV_F)
         self.run(_EMPTY_F32, 1.0)  # load (or compile) the kernel now, not in the first callback
+        # the live path's call: the compiled overload itself, for chunks whose type is exactly the
+        # warmed-up signature (StreamingVAD.process checks dtype, shape and flags first)
+        self.entry = compiled_entry(stream_chunk, _EMPTY_F32.view(np.int16), INPUT_INT16, 1.0, self.upto, self.model,
+                                    self.state, self.kind)
 
     def reset(self) -> None:
         from vad.runtime.network import reset_stream
@@ -466,6 +470,10 @@ class _FusedStep:
 
 
 _EVENTS_SHIFT = 32
+# numpy's NPY_ARRAY_* bits of ndarray.flags.num; a live chunk needs all three for the compiled
+# signature (one flags object per call instead of one per flag read)
+_NPY_C_CONTIGUOUS, _NPY_ALIGNED, _NPY_WRITEABLE = 0x0001, 0x0100, 0x0400
+_LIVE_FLAGS = _NPY_C_CONTIGUOUS | _NPY_ALIGNED | _NPY_WRITEABLE
 _FRAMES_MASK = (1 << _EVENTS_SHIFT) - 1
 _EMPTY_F32 = np.zeros(0, dtype=np.float32)
 _INT16_SCALE = np.float32(pcm_scale(np.dtype(np.int16)))  # exact: int16 * 2**-15 is a float32

@@ -145,17 +145,23 @@ def test_backends_agree(random_model_path):  # noqa: F811
 
 def test_every_input_form_gives_the_same_stream(energy_model):
     """The fused kernel takes every dtype through one int16 view of the chunk's memory: int16,
-    int32, float32, float64, read-only and strided chunks all give the same stream (read-only
-    and strided ones are copied first, so they never need another kernel signature)."""
+    int32, float32, float64, read-only, strided and misaligned chunks all give the same stream
+    (the last three are copied first: the live path calls the compiled signature directly, which
+    takes only C-contiguous, aligned, writeable arrays)."""
     from vad.runtime.engine import StreamingVAD
 
     pcm = bursts(2.0, seed=9)
     frozen = pcm.copy()
     frozen.flags.writeable = False
+    odd = bytearray(pcm.nbytes + 1)
+    misaligned = np.frombuffer(odd, np.int16, count=pcm.size, offset=1)
+    misaligned[:] = pcm
+    assert not misaligned.flags.aligned and misaligned.flags.writeable
     forms = {
         "int16": pcm,
         "int16 read-only": frozen,
         "int16 strided": np.repeat(pcm, 2)[::2],
+        "int16 misaligned": misaligned,
         "int32": pcm.astype(np.int32) << 16,
         "float32": (pcm / 32768.0).astype(np.float32),
         "float64": pcm / 32768.0,
@@ -168,7 +174,9 @@ def test_every_input_form_gives_the_same_stream(energy_model):
         np.testing.assert_allclose(got[0], want[0], atol=1e-6, rtol=0, err_msg=name)
         assert [(e.kind, e.start_sample, e.end_sample) for e in got[3]] == [
             (e.kind, e.start_sample, e.end_sample) for e in want[3]], name
+    from vad.runtime.network import stream_chunk
 
+    assert len({sig[0] for sig in stream_chunk.signatures}) == 1  # one sample type: the int16 view
 
 @pytest.mark.parametrize("rate", [8000, 16000, 22050, 44100, 48000])
 def test_sample_rates(rate, energy_model):
