@@ -498,6 +498,7 @@ def test_shipped_graph_matches_the_python_runtime_on_the_dev_set(shared_data):
 
 
 def test_fast_activations_stay_within_their_error_bound():
+    """The kernel's sigmoid and tanh against exact ones, from float32 (the gate sums) and float64 inputs."""
     from numba import njit
     from vad.runtime.network import ACTIVATION_MAX_ABS_ERROR, sigmoid, tanh
 
@@ -507,13 +508,17 @@ def test_fast_activations_stay_within_their_error_bound():
             s[i] = sigmoid(x[i])
             t[i] = tanh(x[i])
 
-    x = np.concatenate([np.linspace(-60.0, 60.0, 240_001), [0.0, -0.0, 1e-300, -1e-12, 39.999, 40.0, 1e6, -1e6]])
-    s, t = np.empty_like(x), np.empty_like(x)
-    both(x, s, t)
-    assert np.max(np.abs(s - 0.5 * (1.0 + np.tanh(0.5 * x)))) <= ACTIVATION_MAX_ABS_ERROR  # exact sigmoid, no overflow
-    assert np.max(np.abs(t - np.tanh(x))) <= ACTIVATION_MAX_ABS_ERROR
-    assert s[x.size - 8] == 0.5 and t[x.size - 8] == 0.0  # exact at 0: padded GRU units stay exactly 0
-    assert np.all((s >= 0.0) & (s <= 1.0)) and np.all(np.abs(t) <= 1.0)
+    x64 = np.concatenate([np.linspace(-60.0, 60.0, 240_001),
+                          [0.0, -0.0, 1e-30, -1e-12, 39.999, 40.0, 1e4, -1e4, 1e6, -1e6]])
+    for x in (x64, x64.astype(np.float32)):
+        exact = x.astype(np.float64)
+        s, t = np.empty(x.size), np.empty(x.size)
+        both(x, s, t)
+        assert np.max(np.abs(s - 0.5 * (1.0 + np.tanh(0.5 * exact)))) <= ACTIVATION_MAX_ABS_ERROR  # no overflow
+        assert np.max(np.abs(t - np.tanh(exact))) <= ACTIVATION_MAX_ABS_ERROR
+        assert s[240_001] == 0.5 and t[240_001] == 0.0  # exact at 0: padded GRU units stay exactly 0
+        assert s[240_001 + 1] == 0.5 and t[240_001 + 1] == 0.0
+        assert np.all((s >= 0.0) & (s <= 1.0)) and np.all(np.abs(t) <= 1.0)
 
 
 @pytest.mark.slow
