@@ -180,9 +180,10 @@ def tanh(x):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def _dense(x, nb, w, b, y, relu):
-    """y[t] = b + x[t] @ w for t < nb, all float32 (w [n_in, n_out]); each output sums 4 inputs at a time in order."""
-    n_in, n_out = w.shape
+def _dense(x, nb, n_in, w, b, y, relu):
+    """y[t] = b + x[t, :n_in] @ w[:n_in] for t < nb, all float32 (w [rows, n_out]: rows from n_in on, the
+    padding of the layer before, are zero and skipped); each output sums 4 inputs at a time in order."""
+    n_out = w.shape[1]
     zero = np.float32(0.0)
     for t in range(nb):
         for o in range(n_out):
@@ -220,7 +221,7 @@ def _network_frames(feats, nb, dims, w_in, b_in, w_dw, b_dw, w_pw, b_pw, w_ih, b
     hidp = dims[D_HIDP]
     km1 = dims[D_KERNEL] - 1
     c1p = dims[D_C1P]
-    _dense(feats, nb, w_in, b_in, a, True)
+    _dense(feats, nb, w_in.shape[0], w_in, b_in, a, True)
     head = head_state[0]
     for t in range(nb):  # causal depthwise conv over time, the last k-1 frames in the ring
         for c in range(c1p):
@@ -235,11 +236,11 @@ def _network_frames(feats, nb, dims, w_in, b_in, w_dw, b_dw, w_pw, b_pw, w_ih, b
                 oldest[c] = a[t, c]
             head = (head + 1) % km1
     head_state[0] = head
-    _dense(y, nb, w_pw, b_pw, z, True)
-    _dense(z, nb, w_ih, b_ih, gi, False)
+    _dense(y, nb, dims[D_C1], w_pw, b_pw, z, True)
+    _dense(z, nb, dims[D_C2], w_ih, b_ih, gi, False)
     hrow = h.reshape((1, hidp))
     for t in range(nb):  # the recurrence, frame by frame
-        _dense(hrow, 1, w_hh, b_hh, gh, False)
+        _dense(hrow, 1, hid, w_hh, b_hh, gh, False)
         for i in range(hidp):
             r = sigmoid(gi[t, i] + gh[0, i])
             u = sigmoid(gi[t, hidp + i] + gh[0, hidp + i])
