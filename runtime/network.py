@@ -620,8 +620,8 @@ def reset_stream(model, state):
     """Back to the start of a stream: zero left padding, zero network state, fresh post-processing."""
     dims = region_i64(model, M_DIMS)
     region_f64(state, S_BUF)[:] = 0.0
-    region_f64(state, S_RING)[:] = 0.0
-    region_f64(state, S_H)[:] = 0.0
+    region_f32(state, S_RING)[:] = 0.0
+    region_f32(state, S_H)[:] = 0.0
     ints = region_i64(state, S_INTS)
     ints[I_POS] = dims[D_WIN] - dims[D_HOP]
     ints[I_HEAD] = 0

@@ -128,7 +128,7 @@ def test_backends_agree(random_model_path):  # noqa: F811
     ref = run_stream(StreamingVAD(VADModel(random_model_path, backend="onnxruntime"), RATE), audio, 320)
     fast = run_stream(StreamingVAD(VADModel(random_model_path, backend="numba"), RATE), audio, 320)
     assert np.max(np.abs(ref[0] - fast[0])) <= 1e-5
-    # numba keeps its state in float64: grouping frames into calls changes nothing, bit for bit
+    # every frame runs the same arithmetic in any grouping: blocks of calls change nothing, bit for bit
     blocks = run_stream(StreamingVAD(VADModel(random_model_path, backend="numba"), RATE, block_frames=7), audio, 320)
     np.testing.assert_array_equal(blocks[0], fast[0])
     model = VADModel(random_model_path, backend="numba")
@@ -495,6 +495,29 @@ def test_shipped_graph_matches_the_python_runtime_on_the_dev_set(shared_data):
         frames += got.size
     assert frames > 150_000
     assert worst <= 1e-4, f"max |graph - numba| = {worst:.3g} over {frames} frames"
+
+
+def test_reset_stream_writes_only_the_state_it_resets(energy_model):
+    """reset_stream zeroes the framing buffer, the conv ring and the GRU state (float32 regions)
+    and resets the counters and the post-processing, and touches nothing else of the buffer: the
+    compiled views have no bounds checks, so a view of the wrong dtype would run past its region."""
+    from vad.runtime.network import S_BUF, S_H, S_INTS, S_RING, S_TF, S_TI, reset_stream
+
+    backend = energy_model.numba_backend
+    packed = backend.initial_state()
+    n_regions = len(packed._layout)
+    header = 2 * n_regions
+    sentinel = 123.25
+    packed.buffer[header:] = sentinel
+    reset_stream(backend.packed.buffer, packed.buffer)
+    changed = packed.buffer != sentinel
+    changed[:header] = False
+    for region in (S_BUF, S_RING, S_H, S_INTS, S_TI, S_TF):
+        _dtype, _shape, start, count = packed._layout[region]
+        words = -(-count * _dtype.itemsize // 8)
+        changed[start : start + words] = False
+    assert not changed.any(), f"reset_stream wrote outside its regions at words {np.flatnonzero(changed)[:8]}"
+    assert not packed.view(S_H).any() and not packed.view(S_RING).any() and not packed.view(S_BUF).any()
 
 
 def test_fast_activations_stay_within_their_error_bound():
