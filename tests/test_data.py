@@ -416,3 +416,44 @@ def test_babble_is_several_talkers_filling_the_segment(corpus):
                              StreamOptions(babble_talkers=(3, 3)), LabelRule(), seed=0, split="train")
     b = synthesis._babble(np.random.default_rng(0), ctx, 3 * SR, [])
     assert b.size == 3 * SR and np.mean(np.abs(b[SR:2 * SR]) > 1e-3) > 0.5
+
+
+@pytest.mark.parametrize("kind", augment.TRANSIENT_KINDS)
+def test_transients_are_short_unit_peak_non_speech_events(kind):
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        x = augment.transient(rng, SR, kind)
+        assert x.dtype == np.float32 and np.all(np.isfinite(x))
+        assert np.isclose(np.max(np.abs(x)), 1.0)
+        assert 0.004 * SR < x.size <= (4.5 if kind == "typing" else 0.8) * SR
+    with pytest.raises(InvalidInputError, match="'cough'"):
+        augment.transient(rng, SR, "cough")
+
+
+def test_events_are_added_as_non_speech_at_their_level(corpus):
+    spec = FeatureSpec()
+    speech = [f.path for f in list_audio_files([corpus / "speech"], "speech") if "broken" not in f.path]
+    noise = [f.path for f in list_audio_files([corpus / "noise"], "noise")]
+    base = dict(stream_s=5.0, noise_prob=0.0, speech_reverb_prob=0.0, noise_reverb_prob=0.0,
+                speech_band_limit_prob=0.0, stream_band_limit_prob=0.0, stream_eq_prob=0.0, agc_prob=0.0,
+                clip_prob=0.0, overlap_prob=0.0, mic_noise_dbfs_range=(-120.0, -120.0))
+
+    def stream(**over):
+        ctx = data.StreamContext(speech, noise, [2.0] * len(noise), data.pick_weights(speech),
+                                 data.pick_weights(noise), rooms.RirBank([], [], []), rooms.RirBank([], [], []),
+                                 spec, StreamOptions(**base, **over), LabelRule(), seed=3, split="train")
+        return data.synthesize_stream(ctx, 0)
+
+    quiet = stream(nonspeech_stream_prob=0.0)
+    loud = stream(nonspeech_stream_prob=0.0, event_prob=1.0, event_rate_hz_range=(3.0, 3.0),
+                  event_level_db_range=(0.0, 0.0))
+    np.testing.assert_array_equal(quiet.labels, loud.labels)  # events never change the labels
+    energy_q = augment.frame_energy_db(quiet.audio, HOP)
+    energy_l = augment.frame_energy_db(loud.audio, HOP)
+    assert np.sum((energy_l > energy_q + 10) & (quiet.labels == 0)) > 10  # they sound in the pauses
+    # a speech-free stream: events stand out of the background by the asked amount
+    bg = stream(nonspeech_stream_prob=1.0, event_prob=1.0, event_rate_hz_range=(2.0, 2.0),
+                event_background_db_range=(20.0, 20.0))
+    assert not bg.labels.any()
+    e = augment.frame_energy_db(bg.audio, HOP)
+    assert np.percentile(e, 99) - np.median(e) > 10

@@ -179,6 +179,12 @@ def test_cli_bad_input_gives_clear_errors(corpus, tmp_path, capsys):
     assert "vad calibrate" in capsys.readouterr().err
     assert main([*base, "--budget-mflops", "1", "--write-unmet"]) == 2
     assert "--write-unmet only applies to --target-auc" in capsys.readouterr().err
+    assert main([*base, "--budget-mflops", "1", "--nonspeech-weight", "0"]) == 2
+    assert "--nonspeech-weight 0.0 must be a positive number" in capsys.readouterr().err
+    for option, why in (("evnt_prob=0.5", "KEY one of"), ("event_prob=1.5", "event_prob=1.5: must be in [0, 1]"),
+                        ("event_prob=half", "not JSON")):
+        assert main([*base, "--budget-mflops", "1", "--stream-option", option]) == 2
+        assert why in capsys.readouterr().err
 
 
 def test_magnitude_prune_keeps_largest_channels():
@@ -263,3 +269,19 @@ def test_ablation_decides_on_the_tuning_part_and_reports_the_rest(corpus, tmp_pa
     rows = summarize(runs, ["base", "lr"])
     assert rows[0]["seeds"] == [0, 1] and not math.isnan(rows[0]["check_auc"]["sd"])
     assert format_table(rows).count("\n") == 3 and "lr=0.01" in format_table(rows)
+
+
+def test_nonspeech_weight_weighs_the_non_speech_side_of_the_loss():
+    from vad.training.consolidate import bce_on_logits
+
+    torch.manual_seed(0)
+    logits, targets = torch.randn(3, 50), torch.rand(3, 50)
+    plain = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
+    assert torch.equal(bce_on_logits(logits, targets), plain)
+    for w in (0.5, 3.0):
+        want = -(targets * torch.nn.functional.logsigmoid(logits)
+                 + w * (1 - targets) * torch.nn.functional.logsigmoid(-logits)).mean()
+        torch.testing.assert_close(bce_on_logits(logits, targets, w), want)
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(InvalidInputError, match="nonspeech_weight"):
+            TrainConfig(budget_mflops=1.0, nonspeech_weight=bad)

@@ -211,6 +211,60 @@ def fade(signal: np.ndarray, fade_samples: int) -> np.ndarray:
     return out
 
 
+TRANSIENT_KINDS = ("click", "knock", "rustle", "typing")
+
+
+def transient(rng: np.random.Generator, sample_rate_hz: int, kind: str) -> np.ndarray:
+    """One short non-speech sound event (float32, unit peak), as heard in rooms and meetings:
+
+    * ``click``: a noise burst with an exponential decay of 2-30 ms, band-passed at 300-6000 Hz
+      (taps, clicks, a cup set down, a pen);
+    * ``knock``: a damped 60-400 Hz resonance (decay 10-80 ms) with a noisy attack (knocks,
+      thumps on a table, a door);
+    * ``rustle``: 100-800 ms of band-passed noise under a fluctuating envelope (paper, clothes,
+      handling noise);
+    * ``typing``: 3-15 clicks 80-250 ms apart (a keyboard).
+    """
+    from scipy.signal import butter, sosfilt
+
+    sr = float(sample_rate_hz)
+
+    def bandpassed(x: np.ndarray, low_hz: float, high_hz: float) -> np.ndarray:
+        high_hz = min(high_hz, 0.45 * sr)
+        low_hz = min(low_hz, 0.5 * high_hz)
+        return sosfilt(butter(2, (low_hz, high_hz), btype="bandpass", fs=sr, output="sos"), x)
+
+    def click() -> np.ndarray:
+        tau_s = rng.uniform(0.002, 0.03)
+        t = np.arange(int(5 * tau_s * sr) + 1) / sr
+        centre_hz = np.exp(rng.uniform(np.log(300.0), np.log(6000.0)))
+        return bandpassed(rng.standard_normal(t.size) * np.exp(-t / tau_s), centre_hz / 2, centre_hz * 2)
+
+    if kind == "click":
+        x = click()
+    elif kind == "knock":
+        tau_s = rng.uniform(0.01, 0.08)
+        t = np.arange(int(5 * tau_s * sr) + 1) / sr
+        x = np.sin(2 * np.pi * rng.uniform(60.0, 400.0) * t) * np.exp(-t / tau_s)
+        x = x + rng.uniform(0.1, 0.6) * rng.standard_normal(t.size) * np.exp(-t / 0.003)
+    elif kind == "rustle":
+        n = int(rng.uniform(0.1, 0.8) * sr)
+        steps = max(2, n // int(0.02 * sr))
+        env = np.interp(np.arange(n), np.linspace(0, n - 1, steps), np.abs(rng.standard_normal(steps)))
+        x = bandpassed(rng.standard_normal(n), rng.uniform(300.0, 2000.0), rng.uniform(3000.0, 8000.0)) * env
+    elif kind == "typing":
+        n_keys = int(rng.integers(3, 16))
+        starts = np.cumsum(rng.uniform(0.08, 0.25, size=n_keys) * sr).astype(int)
+        x = np.zeros(starts[-1] + int(0.2 * sr))
+        for s in starts:
+            c = click() * rng.uniform(0.5, 1.0)
+            x[s:s + c.size] += c[: x.size - s]
+    else:
+        raise InvalidInputError(f"transient kind {kind!r}: choose from {', '.join(TRANSIENT_KINDS)}")
+    peak = float(np.max(np.abs(x))) or 1.0
+    return (x / peak).astype(np.float32)
+
+
 def slow_gain(rng: np.random.Generator, n_samples: int, sample_rate_hz: int,
               depth_db_range: tuple[float, float], period_s_range: tuple[float, float]) -> np.ndarray:
     """An AGC-like gain curve (float32, ``n_samples``): a smooth random walk in dB whose

@@ -229,9 +229,16 @@ class FixedResult:
     history: list[dict[str, Any]]
 
 
-def bce_on_logits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """The training loss everywhere: binary cross-entropy on logits (soft targets allowed)."""
-    return torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
+def bce_on_logits(logits: torch.Tensor, targets: torch.Tensor, nonspeech_weight: float = 1.0) -> torch.Tensor:
+    """The training loss everywhere: binary cross-entropy on logits (soft targets allowed).
+
+    ``nonspeech_weight`` w weighs the non-speech side of every frame's loss:
+    ``-(y log p + w (1 - y) log(1 - p))``; 1 is plain BCE."""
+    if nonspeech_weight == 1.0:
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
+    pos_weight = torch.tensor(1.0 / nonspeech_weight, dtype=logits.dtype)
+    return nonspeech_weight * torch.nn.functional.binary_cross_entropy_with_logits(logits, targets,
+                                                                                   pos_weight=pos_weight)
 
 
 def train_fixed(
@@ -246,6 +253,7 @@ def train_fixed(
     start_auc: float | None = None,
     step_offset: int = 0,
     log: Callable[[str], None] | None = None,
+    nonspeech_weight: float = 1.0,
 ) -> FixedResult:
     """Train ``model`` at fixed widths (in place) and return the best evaluated snapshot.
 
@@ -254,7 +262,8 @@ def train_fixed(
     ``candidate(net)``, e.g. its pruned version) is evaluated every ``eval_every`` steps and
     at the end, and the snapshot of highest ``select`` AUC is returned; ``start_auc`` is the
     starting weights' AUC, which then competes too. Without ``select`` the last weights are
-    returned. ``sample_batch(step_offset + step)`` gives the batches.
+    returned. ``sample_batch(step_offset + step)`` gives the batches; ``nonspeech_weight`` is
+    ``bce_on_logits``'.
     """
     if max_steps is None and seconds is None:
         raise InvalidInputError("train_fixed needs max_steps or seconds")
@@ -287,7 +296,7 @@ def train_fixed(
         model.train()
         x, y = sample_batch(step_offset + step)
         logits, _c, _g = model.logits(x, *model.initial_state(x.shape[0]))
-        loss = bce_on_logits(logits, y)
+        loss = bce_on_logits(logits, y, nonspeech_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP_NORM)

@@ -65,6 +65,12 @@ class StreamOptions:
             (high-pass + peaking filter, ``augment.random_eq``).
         band_limit_hz: cutoff range of the band limit.
         max_noise_segments: a stream's background is 1..this many excerpts, cross-faded.
+        event_prob / event_rate_hz_range / event_level_db_range / event_excerpt_prob: probability
+            that a stream gets short non-speech sound events (``augment.transient``: clicks,
+            knocks, rustles, typing; or, with event_excerpt_prob, a 40-500 ms excerpt of a noise
+            file) at this many per second, each this many dB (power over its own duration) from
+            the speech's active power, or above the background in a speech-free stream; labelled
+            non-speech.
         val_fraction: fraction of speech and noise files held out for validation.
     """
 
@@ -99,6 +105,11 @@ class StreamOptions:
     stream_eq_prob: float = 0.3
     band_limit_hz: tuple[float, float] = (3400.0, 4000.0)
     max_noise_segments: int = 3
+    event_prob: float = 0.0
+    event_rate_hz_range: tuple[float, float] = (0.2, 1.5)
+    event_level_db_range: tuple[float, float] = (-25.0, 0.0)
+    event_background_db_range: tuple[float, float] = (0.0, 25.0)
+    event_excerpt_prob: float = 0.3
     val_fraction: float = 0.1
 
     def __post_init__(self) -> None:
@@ -274,6 +285,39 @@ def _babble(rng: np.random.Generator, ctx: StreamContext, n: int, skipped: list[
     return out
 
 
+def _event_track(rng: np.random.Generator, ctx: StreamContext, n: int, skipped: list[str]) -> np.ndarray:
+    """Short non-speech sound events at unit power each (power over the event's own samples),
+    at random times; the caller scales the whole track."""
+    sr, o = ctx.spec.sample_rate_hz, ctx.options
+    out = np.zeros(n, dtype=np.float32)
+    n_events = int(rng.poisson(rng.uniform(*o.event_rate_hz_range) * n / sr))
+    for _ in range(n_events):
+        if rng.random() < o.event_excerpt_prob:
+            want_s = float(rng.uniform(0.04, 0.5))
+
+            def read(i: int, want_s: float = want_s) -> np.ndarray:
+                start_s = float(rng.uniform(0.0, max(0.0, ctx.noise_duration_s[i] - want_s)))
+                return read_clip(ctx.noise[i], sr, start_s, want_s)
+
+            _, x = _load_random(rng, ctx.noise, ctx.noise_cdf, skipped, read)
+            x = augment.fade(x, int(0.005 * sr))
+        else:
+            x = augment.transient(rng, sr, augment.TRANSIENT_KINDS[int(rng.integers(len(augment.TRANSIENT_KINDS)))])
+        if rng.random() < o.noise_reverb_prob:
+            picked = _pick_rir(rng, ctx)
+            if picked is not None:
+                rir, direct = picked
+                x = augment.reverberate(x, rir)[direct:]
+        power = float(np.mean(x.astype(np.float64) ** 2))
+        if power <= 0 or x.size == 0:
+            continue
+        x = x / np.float32(np.sqrt(power)) * np.float32(10 ** (rng.uniform(-3.0, 3.0) / 20))
+        pos = int(rng.integers(0, n))
+        k = min(x.size, n - pos)
+        out[pos:pos + k] += x[:k]
+    return out
+
+
 def _snr_db(rng: np.random.Generator, o: StreamOptions) -> float:
     if rng.random() < o.snr_core_prob:
         return float(rng.uniform(*o.snr_core_db_range))
@@ -347,7 +391,16 @@ def synthesize_stream(ctx: StreamContext, index: int) -> Stream:
             noise *= np.float32(np.sqrt(p_s / p_n / 10 ** (snr_db / 10)))
         mix = speech + noise
     else:
+        noise = None
         mix = speech
+    if rng.random() < o.event_prob:
+        events = _event_track(rng, ctx, n, skipped)
+        if is_speech_stream and raw.any():
+            ref_db = 10 * np.log10(augment.active_power(speech, raw, hop) + 1e-20) + rng.uniform(*o.event_level_db_range)
+        else:
+            ref = float(np.mean(noise.astype(np.float64) ** 2)) if noise is not None else 0.0
+            ref_db = (10 * np.log10(ref) if ref > 0 else -60.0) + rng.uniform(*o.event_background_db_range)
+        mix = mix + events * np.float32(10 ** (ref_db / 20))
     if rng.random() < o.stream_band_limit_prob:
         mix = augment.band_limit(mix, sr, rng.uniform(*o.band_limit_hz))
     if rng.random() < o.stream_eq_prob:

@@ -124,6 +124,7 @@ class TrainConfig:
         finetune_fraction: share of max_minutes for fixed-width fine-tuning after the search.
         finetune_lr: peak learning rate of the fine-tuning (cosine to 0).
         finetune_max_steps: optional cap on fine-tuning steps (tests).
+        nonspeech_weight: weight of the non-speech side of the loss (``bce_on_logits``; 1 = BCE).
         num_threads: torch intra-op threads. 1 by default: on this 2-core machine shared with
             other jobs, a batch 64 x 200 frames step took 0.13 s with 1 thread and 3.5 s with 2
             (threads spin-waiting on a busy core); the GRU's per-frame work is too small to split.
@@ -162,6 +163,7 @@ class TrainConfig:
     finetune_fraction: float = 0.2
     finetune_lr: float = 1e-3
     finetune_max_steps: int | None = None
+    nonspeech_weight: float = 1.0
     num_threads: int = 1
 
     def __post_init__(self) -> None:
@@ -181,6 +183,8 @@ class TrainConfig:
             CostModel.from_dict(self.cost_model, source="TrainConfig.cost_model")
         if not self.max_minutes > 0:
             raise InvalidInputError(f"max_minutes={self.max_minutes!r} must be > 0")
+        if not (math.isfinite(self.nonspeech_weight) and self.nonspeech_weight > 0):
+            raise InvalidInputError(f"nonspeech_weight={self.nonspeech_weight!r} must be a positive number")
         if not 0.0 <= self.finetune_fraction < 1.0:
             raise InvalidInputError(f"finetune_fraction={self.finetune_fraction!r} must be in [0, 1)")
         if self.target_snapshots < 1:
@@ -440,7 +444,7 @@ def train(
         opt.param_groups[0]["lr"] = config.lr * min(1.0, (step + 1) / config.warmup_steps)
         opt.param_groups[1]["lr"] = config.width_lr * min(1.0, (step + 1) / max(1, config.width_warmup_steps))
         x, y = sample_batch(step)
-        bce = bce_on_logits(model.logits(x), y)
+        bce = bce_on_logits(model.logits(x), y, config.nonspeech_weight)
         cost = model.cost(cx.coefficients)
         loss = bce + math.exp(state["log_alpha"]) * cost / cost_max
         opt.zero_grad(set_to_none=True)
@@ -475,7 +479,7 @@ def train(
         ft = train_fixed(
             frozen, sample_batch, Schedule(config.finetune_lr, "cosine"), max_steps=config.finetune_max_steps,
             seconds=ft_s, select=select, eval_every=config.eval_every_steps, start_auc=best["auc"],
-            step_offset=10_000_000, log=log,
+            step_offset=10_000_000, log=log, nonspeech_weight=config.nonspeech_weight,
         )
         frozen, ft_steps, ft_selected, select_auc = ft.model, ft.steps, ft.selected_step, ft.select_auc
         log(f"fine-tuned {ft_steps} steps: select auc {best['auc']:.4f} -> {select_auc:.4f} "

@@ -61,9 +61,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "training.train.RECIPE_STREAM_OPTIONS)")
     parser.add_argument("--snr-db", type=float, nargs=2, metavar=("LOW", "HIGH"),
                         help="speech-to-noise ratio range of the mixtures (default: the recipe's)")
+    parser.add_argument("--stream-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one field of the mixture recipe (training.synthesis.StreamOptions), "
+                        "VALUE as JSON, e.g. event_prob=0.5 or snr_core_db_range=[0,10]; repeatable")
     parser.add_argument("--teacher-weight", type=float, default=0.0, metavar="W",
                         help="distil from Silero VAD: targets are (1-W)*label + W*Silero's probability "
                         "(scored once per mixture into the cache; needs the baselines extra; default 0)")
+    parser.add_argument("--nonspeech-weight", type=float, default=1.0, metavar="W",
+                        help="weight of the non-speech side of the loss: -(y log p + W (1-y) log(1-p)); "
+                        "above 1 trades misses for fewer false alarms (default 1: plain BCE)")
     parser.add_argument("--no-feature-augment", action="store_true",
                         help="turn off the per-window gain/tilt/SpecAugment of cached features")
     parser.add_argument("--max-width", type=int, default=48, metavar="N",
@@ -86,6 +92,30 @@ def _check_number(value: float | None, name: str, low: float, high: float = math
         raise InvalidInputError(f"{name} {value!r} must be in ({low:g}, {high:g})")
 
 
+def _stream_options(items: list[str]) -> dict:
+    """``--stream-option KEY=VALUE`` items as StreamOptions overrides (checked by building one)."""
+    import dataclasses
+    import json
+
+    from vad.training.synthesis import StreamOptions
+
+    fields = {f.name for f in dataclasses.fields(StreamOptions)}
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in fields:
+            raise InvalidInputError(f"--stream-option {item!r}: need KEY=VALUE with KEY one of {', '.join(sorted(fields))}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"--stream-option {item!r}: VALUE is not JSON ({exc.msg})") from exc
+    try:
+        StreamOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in out.items()})
+    except TypeError as exc:
+        raise InvalidInputError(f"--stream-option: {exc}") from exc
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from vad.core.errors import require_extra
 
@@ -98,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
     _check_number(args.budget_us, "--budget-us", 0.0)
     if args.max_steps is not None and args.max_steps < 1:
         raise InvalidInputError(f"--max-steps {args.max_steps} must be >= 1")
+    if not (math.isfinite(args.nonspeech_weight) and args.nonspeech_weight > 0):
+        raise InvalidInputError(f"--nonspeech-weight {args.nonspeech_weight!r} must be a positive number")
     if args.write_unmet and args.target_auc is None:
         raise InvalidInputError("--write-unmet only applies to --target-auc")
     _check_number(args.max_minutes, "--max-minutes", _RESERVE_MINUTES)
@@ -135,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
         input_width=args.max_width,
         conv_width=args.max_width,
         gru_width=args.max_width,
+        nonspeech_weight=args.nonspeech_weight,
     )
     stream_options = dict(RECIPE_STREAM_OPTIONS)
     if args.nonspeech_fraction is not None:
@@ -145,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
         if not (math.isfinite(low) and math.isfinite(high) and low <= high):
             raise InvalidInputError(f"--snr-db {low} {high}: need finite LOW <= HIGH")
         stream_options["snr_db_range"] = [low, high]
+    stream_options.update(_stream_options(args.stream_option))
     if not (math.isfinite(args.teacher_weight) and 0.0 <= args.teacher_weight <= 1.0):
         raise InvalidInputError(f"--teacher-weight {args.teacher_weight!r} must be in [0, 1]")
     teacher = None
