@@ -393,7 +393,7 @@ def synthesize_stream(ctx: StreamContext, index: int) -> Stream:
     else:
         noise = None
         mix = speech
-    if rng.random() < o.event_prob:
+    if o.event_prob > 0 and rng.random() < o.event_prob:  # no draw when off: recipe v3's streams stay as they were
         events = _event_track(rng, ctx, n, skipped)
         if is_speech_stream and raw.any():
             ref_db = 10 * np.log10(augment.active_power(speech, raw, hop) + 1e-20) + rng.uniform(*o.event_level_db_range)
