@@ -7,6 +7,12 @@ F1: a reference frame counts as detected when a detected segment covers it (the 
 ``vad eval``), pooled over all files. Probabilities are computed once per file by the
 streaming engine; each grid point re-runs only the post-processing.
 
+With ``max_false_alarm``, only options whose onset threshold keeps the false alarms on the
+speech-free files among the inputs (files with an empty label file) at or below that share of
+their frames are eligible: the frame rule of ``vad eval``'s speech-free figure (frames scored at
+or above the onset threshold). This is how a model is tuned for an always-on budget of false
+alarms rather than for F1 alone.
+
 Tune on one part of your labelled data and report on another (``vad eval`` on the rest);
 the chosen options go into the model with ``vad export --onset ... --min-silence-ms ...``
 or are printed as ``vad label`` flags.
@@ -27,7 +33,7 @@ from vad.core.errors import InvalidInputError
 from vad.core.labelfiles import Segment, read_labels, segments_to_frames
 from vad.core.postprocess import PostprocessConfig, segments_from_probabilities
 
-ONSETS = (0.3, 0.4, 0.5, 0.6, 0.7)
+ONSETS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 OFFSET_GAPS = (0.0, 0.1, 0.2)  # offset threshold = onset - gap
 MIN_SILENCE_MS = (50.0, 100.0, 150.0, 250.0, 400.0)
 SPEECH_PAD_MS = (0.0, 30.0, 60.0)
@@ -44,6 +50,8 @@ class TuneResult:
     recall: float
     current_f1: float
     files: int
+    false_alarm: float | None = None  # share of speech-free frames >= onset, when there are such files
+    speech_free_files: int = 0
 
     def export_flags(self) -> str:
         c = self.config
@@ -52,7 +60,8 @@ class TuneResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"config": self.config.to_dict(), "f1": self.f1, "precision": self.precision, "recall": self.recall,
-                "current_f1": self.current_f1, "files": self.files, "export_flags": self.export_flags()}
+                "current_f1": self.current_f1, "files": self.files, "false_alarm": self.false_alarm,
+                "speech_free_files": self.speech_free_files, "export_flags": self.export_flags()}
 
 
 def full_grid(base: PostprocessConfig) -> list[PostprocessConfig]:
@@ -77,12 +86,17 @@ def _f1(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
 
 def tune_postprocess(model: str | os.PathLike | None, items: Sequence[EvalItem],
                      on_file: Callable[[int, int, EvalItem], None] | None = None,
-                     grid: Sequence[PostprocessConfig] | None = None) -> TuneResult:
+                     grid: Sequence[PostprocessConfig] | None = None,
+                     max_false_alarm: float | None = None) -> TuneResult:
     """Grid-search the post-processing of ``model`` on ``items`` (``vad.apps.evaluation.discover``);
     ``grid`` defaults to every combination of the module's ONSETS, OFFSET_GAPS, MIN_SILENCE_MS,
-    SPEECH_PAD_MS and MIN_SPEECH_MS."""
+    SPEECH_PAD_MS and MIN_SPEECH_MS. ``max_false_alarm`` (a share in [0, 1]) restricts the search
+    as the module doc says; InvalidInputError when no speech-free file is among ``items`` or no
+    option meets it (naming the least false-alarm share the grid reaches)."""
     if not items:
         raise InvalidInputError("no labelled files to tune on")
+    if max_false_alarm is not None and not 0.0 <= max_false_alarm <= 1.0:
+        raise InvalidInputError(f"max_false_alarm={max_false_alarm!r}: must be a share in [0, 1]")
     system = ModelSystem(model)
     current = system.model.metadata.postprocess
     scored: list[tuple[np.ndarray, np.ndarray]] = []
@@ -94,6 +108,16 @@ def tune_postprocess(model: str | os.PathLike | None, items: Sequence[EvalItem],
         reference = [s for s in read_labels(item.label_path) if s.duration_s > 0]
         scored.append((system.score(audio).scores, segments_to_frames(reference, n_frames, FRAME_HOP_S)))
 
+    speech_free = np.concatenate([probs for probs, ref in scored if ref.size and not ref.any()] or [np.zeros(0)])
+    if max_false_alarm is not None and not speech_free.size:
+        raise InvalidInputError("a false-alarm budget needs speech-free files (an empty label file) among the inputs")
+
+    def false_alarm(config: PostprocessConfig) -> float | None:
+        return float(np.mean(speech_free >= config.onset_threshold)) if speech_free.size else None
+
+    def eligible(config: PostprocessConfig) -> bool:
+        return max_false_alarm is None or false_alarm(config) <= max_false_alarm
+
     def figures(config: PostprocessConfig) -> tuple[float, float, float]:
         tp = fp = fn = 0
         for probs, ref in scored:
@@ -103,10 +127,17 @@ def tune_postprocess(model: str | os.PathLike | None, items: Sequence[EvalItem],
             fn += int(np.count_nonzero(~det & ref))
         return _f1(tp, fp, fn)
 
-    best, best_fig = current, figures(current)
-    current_f1 = best_fig[0]
-    for config in (full_grid(current) if grid is None else grid):
-        fig = figures(config)
-        if fig[0] > best_fig[0]:
-            best, best_fig = config, fig
-    return TuneResult(best, best_fig[0], best_fig[1], best_fig[2], current_f1, len(scored))
+    current_fig = figures(current)
+    best, best_fig = (current, current_fig) if eligible(current) else (None, None)
+    candidates = full_grid(current) if grid is None else list(grid)
+    for config in candidates:
+        if eligible(config):
+            fig = figures(config)
+            if best_fig is None or fig[0] > best_fig[0]:
+                best, best_fig = config, fig
+    if best is None:
+        least = min(false_alarm(c) for c in [current, *candidates])
+        raise InvalidInputError(f"no post-processing option keeps the false alarms on the speech-free files at "
+                                f"or below {100 * max_false_alarm:g} % of their frames (the least is {100 * least:.3g} %)")
+    n_free = sum(1 for _probs, ref in scored if ref.size and not ref.any())
+    return TuneResult(best, best_fig[0], best_fig[1], best_fig[2], current_fig[0], len(scored), false_alarm(best), n_free)
