@@ -457,3 +457,13 @@ def test_events_are_added_as_non_speech_at_their_level(corpus):
     assert not bg.labels.any()
     e = augment.frame_energy_db(bg.audio, HOP)
     assert np.percentile(e, 99) - np.median(e) > 10
+
+
+def test_options_fingerprint_leaves_out_events_when_they_are_off():
+    # a cache of a recipe from before the event options existed keeps its fingerprint
+    off, on = StreamOptions().to_dict(), StreamOptions(event_prob=0.5).to_dict()
+    assert not any(k.startswith("event_") for k in off)
+    assert on["event_prob"] == 0.5 and "event_rate_hz_range" in on
+    assert {k: v for k, v in on.items() if not k.startswith("event_")} == off
+    with pytest.raises(InvalidInputError, match="event_rate_hz_range"):
+        StreamOptions(event_rate_hz_range=(-1.0, 1.0))

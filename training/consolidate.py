@@ -236,7 +236,7 @@ def bce_on_logits(logits: torch.Tensor, targets: torch.Tensor, nonspeech_weight:
     ``-(y log p + w (1 - y) log(1 - p))``; 1 is plain BCE."""
     if nonspeech_weight == 1.0:
         return torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
-    pos_weight = torch.tensor(1.0 / nonspeech_weight, dtype=logits.dtype)
+    pos_weight = torch.tensor(1.0 / nonspeech_weight, dtype=logits.dtype, device=logits.device)
     return nonspeech_weight * torch.nn.functional.binary_cross_entropy_with_logits(logits, targets,
                                                                                    pos_weight=pos_weight)
 
@@ -323,10 +323,11 @@ def finetune(
     lr: float,
     max_steps: int | None = None,
     log: Callable[[str], None] | None = None,
+    nonspeech_weight: float = 1.0,
 ) -> int:
     """Train ``model`` in place at fixed widths with a cosine from ``lr`` (no selection); returns the steps done."""
     return train_fixed(model, sample_batch, Schedule(lr, "cosine"), max_steps=max_steps, seconds=seconds,
-                       log=log).steps
+                       log=log, nonspeech_weight=nonspeech_weight).steps
 
 
 # --- latency --------------------------------------------------------------------------

@@ -176,11 +176,12 @@ def two_phase(model: FrozenVAD, config, sample_batch, select, candidate=None, lo
         model, sample_batch,
         Schedule(config.lr, "constant", warmup_steps=config.warmup_steps, weight_decay=config.weight_decay),
         max_steps=config.max_steps, select=select, eval_every=config.eval_every_steps, candidate=candidate, log=log,
+        nonspeech_weight=config.nonspeech_weight,
     )
     phase2 = train_fixed(
         phase1.model, sample_batch, Schedule(config.finetune_lr, "cosine"), max_steps=config.finetune_max_steps,
         select=select, eval_every=config.eval_every_steps, start_auc=phase1.select_auc,
-        step_offset=FINETUNE_BATCH_OFFSET, log=log,
+        step_offset=FINETUNE_BATCH_OFFSET, log=log, nonspeech_weight=config.nonspeech_weight,
     )
     info = {"steps": phase1.steps + phase2.steps, "selected": ["phase1", phase1.selected_step] if phase2.selected_step == 0
             else ["phase2", phase2.selected_step], "select_auc": phase2.select_auc}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -124,8 +125,10 @@ class StreamOptions:
                     raise bad(f.name, "must be in [0, 1]")
             value = getattr(self, f.name)
             if isinstance(value, tuple) and f.name != "gap_probs":
-                if len(value) != 2 or not value[0] <= value[1]:
-                    raise bad(f.name, "must be a (low, high) pair with low <= high")
+                if len(value) != 2 or not all(math.isfinite(v) for v in value) or not value[0] <= value[1]:
+                    raise bad(f.name, "must be a (low, high) pair of finite numbers with low <= high")
+        if self.event_rate_hz_range[0] < 0:
+            raise bad("event_rate_hz_range", "rates must be >= 0 events per second")
         if len(self.gap_probs) != 3 or min(self.gap_probs) < 0 or sum(self.gap_probs) <= 0:
             raise bad("gap_probs", "must be three non-negative weights")
         if not 0.0 < self.val_fraction < 1.0:
@@ -134,7 +137,12 @@ class StreamOptions:
             raise bad("max_noise_segments", "must be >= 1")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The fields as a dict; with events off (event_prob 0) the event_* fields are left out, so a
+        cache of a recipe from before they existed keeps its fingerprint (its streams are the same)."""
+        out = dataclasses.asdict(self)
+        if self.event_prob == 0:
+            out = {k: v for k, v in out.items() if not k.startswith("event_")}
+        return out
 
 
 @dataclasses.dataclass

@@ -99,21 +99,38 @@ def _stream_options(items: list[str]) -> dict:
 
     from vad.training.synthesis import StreamOptions
 
-    fields = {f.name for f in dataclasses.fields(StreamOptions)}
+    defaults = {f.name: getattr(StreamOptions(), f.name) for f in dataclasses.fields(StreamOptions)}
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or key not in fields:
-            raise InvalidInputError(f"--stream-option {item!r}: need KEY=VALUE with KEY one of {', '.join(sorted(fields))}")
+        if not sep or key not in defaults:
+            raise InvalidInputError(f"--stream-option {item!r}: need KEY=VALUE with KEY one of {', '.join(sorted(defaults))}")
         try:
-            out[key] = json.loads(value)
+            parsed = json.loads(value)
         except json.JSONDecodeError as exc:
             raise InvalidInputError(f"--stream-option {item!r}: VALUE is not JSON ({exc.msg})") from exc
+        if not _same_kind(parsed, defaults[key]):
+            raise InvalidInputError(f"--stream-option {item!r}: VALUE must be like the default, {json.dumps(defaults[key])}")
+        out[key] = parsed
     try:
         StreamOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in out.items()})
-    except TypeError as exc:
+    except InvalidInputError as exc:
         raise InvalidInputError(f"--stream-option: {exc}") from exc
     return out
+
+
+def _same_kind(value, default) -> bool:
+    """A JSON value fits a StreamOptions field: ints for ints, numbers for floats, lists of numbers
+    of the same length for tuples (bools are not numbers here)."""
+    def fits(v, d) -> bool:
+        if isinstance(v, bool):
+            return False
+        return isinstance(v, int) if isinstance(d, int) else isinstance(v, (int, float))
+
+    if isinstance(default, tuple):
+        return isinstance(value, list) and len(value) == len(default) and all(
+            fits(v, d) for v, d in zip(value, default, strict=True))
+    return fits(value, default)
 
 
 def run(args: argparse.Namespace) -> int:
