@@ -21,6 +21,7 @@ or are printed as ``vad label`` flags.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import os
 from collections.abc import Callable, Sequence
@@ -108,12 +109,17 @@ def tune_postprocess(model: str | os.PathLike | None, items: Sequence[EvalItem],
         reference = [s for s in read_labels(item.label_path) if s.duration_s > 0]
         scored.append((system.score(audio).scores, segments_to_frames(reference, n_frames, FRAME_HOP_S)))
 
-    speech_free = np.concatenate([probs for probs, ref in scored if ref.size and not ref.any()] or [np.zeros(0)])
+    free_files = [probs for probs, ref in scored if ref.size and not ref.any()]
+    speech_free = np.concatenate(free_files or [np.zeros(0)])
     if max_false_alarm is not None and not speech_free.size:
         raise InvalidInputError("a false-alarm budget needs speech-free files (an empty label file) among the inputs")
 
+    @functools.cache
+    def false_alarm_at(onset: float) -> float | None:  # the grid has few distinct onsets
+        return float(np.mean(speech_free >= onset)) if speech_free.size else None
+
     def false_alarm(config: PostprocessConfig) -> float | None:
-        return float(np.mean(speech_free >= config.onset_threshold)) if speech_free.size else None
+        return false_alarm_at(config.onset_threshold)
 
     def eligible(config: PostprocessConfig) -> bool:
         return max_false_alarm is None or false_alarm(config) <= max_false_alarm
@@ -139,5 +145,5 @@ def tune_postprocess(model: str | os.PathLike | None, items: Sequence[EvalItem],
         least = min(false_alarm(c) for c in [current, *candidates])
         raise InvalidInputError(f"no post-processing option keeps the false alarms on the speech-free files at "
                                 f"or below {100 * max_false_alarm:g} % of their frames (the least is {100 * least:.3g} %)")
-    n_free = sum(1 for _probs, ref in scored if ref.size and not ref.any())
-    return TuneResult(best, best_fig[0], best_fig[1], best_fig[2], current_fig[0], len(scored), false_alarm(best), n_free)
+    return TuneResult(best, best_fig[0], best_fig[1], best_fig[2], current_fig[0], len(scored), false_alarm(best),
+                      len(free_files))

@@ -145,8 +145,7 @@ def run(args: argparse.Namespace) -> int:
     _check_number(args.budget_us, "--budget-us", 0.0)
     if args.max_steps is not None and args.max_steps < 1:
         raise InvalidInputError(f"--max-steps {args.max_steps} must be >= 1")
-    if not (math.isfinite(args.nonspeech_weight) and args.nonspeech_weight > 0):
-        raise InvalidInputError(f"--nonspeech-weight {args.nonspeech_weight!r} must be a positive number")
+    _check_number(args.nonspeech_weight, "--nonspeech-weight", 0.0)
     if args.write_unmet and args.target_auc is None:
         raise InvalidInputError("--write-unmet only applies to --target-auc")
     _check_number(args.max_minutes, "--max-minutes", _RESERVE_MINUTES)
