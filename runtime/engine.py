@@ -242,7 +242,8 @@ class StreamingVAD:
         self.frames_processed = 0
         self.samples_received = 0
         self._flushed = False
-        self._live = self._fused is not None and self._resampler is None  # process()'s direct path applies
+        # process()'s direct path: the sample codes of the dtypes it takes (none while it does not apply)
+        self._live_codes = self._fused.codes if self._fused is not None and self._resampler is None else _NO_CODES
 
     @property
     def latency_ms(self) -> float:
@@ -317,23 +318,26 @@ class StreamingVAD:
         (bad dtype/shape/non-finite/rate; the stream state is unchanged) or StreamStateError
         (called after ``flush`` without ``reset``).
         """
-        if self._live and sample_rate is None and type(chunk) is np.ndarray:  # the live case, checked once
-            fused = self._fused
-            live = fused.inputs.get(chunk.dtype)
-            if live is not None and chunk.ndim == 1 and chunk.flags.num & _LIVE_FLAGS == _LIVE_FLAGS \
-                    and chunk.shape[0] <= self._max_chunk:  # (read-only, strided or misaligned chunks: copied below)
-                scale, code = live
-                r = fused.entry(chunk if code == fused.raw_code else chunk.view(np.int16), code, scale,
-                                fused.upto, fused.model, fused.state, fused.kind)
+        if sample_rate is None and type(chunk) is np.ndarray:  # the live case, checked once
+            code = self._live_codes.get(chunk.dtype)
+            if code is not None and chunk.ndim == 1:  # the kernel checks layout, alignment and length itself
+                fused = self._fused
+                if code == _RAW_CODE:
+                    r = fused.entry(chunk, code, fused.model, fused.state)
+                elif chunk.flags.c_contiguous:  # (a strided float chunk has no int16 view: copied below)
+                    r = fused.entry(chunk.view(np.int16), code, fused.model, fused.state)
+                else:
+                    r = _NOT_TAKEN
                 if r >= 0:
                     n = r & _FRAMES_MASK
                     first = self.frames_processed
                     self.frames_processed = first + n
-                    self.samples_received += chunk.shape[0]
+                    self.samples_received += chunk.size
                     return StreamResult((fused.heads[n] if n < _HEAD_VIEWS else fused.probs[:n]).copy(), first,
                                         [self._event(e) for e in fused.events(r >> _EVENTS_SHIFT)] if r > _FRAMES_MASK else [],
                                         self.sample_rate, self._hop, self._model_rate)
-                check_sample_values(chunk, "chunk")  # names the rejected sample; nothing was consumed
+                if r != _NOT_TAKEN:
+                    check_sample_values(chunk, "chunk")  # names the rejected sample; nothing was consumed
         x = self._check_chunk(chunk, sample_rate)
         if self._resampler is not None:
             x = self._resampler.process(x)  # validates values first; float32 at the model rate
@@ -350,12 +354,12 @@ class StreamingVAD:
 
     def _run_fused(self, x: np.ndarray) -> tuple[np.ndarray, list[SegmentEvent]]:
         """Any 1-D model-rate chunk through the fused step, in pieces of at most ``_max_chunk`` samples."""
-        x, scale = self._validate_samples(x, "chunk")  # nothing is consumed if a sample is bad
+        x, _scale = self._validate_samples(x, "chunk")  # nothing is consumed if a sample is bad
         if x.shape[0] <= self._max_chunk:
-            return self._fused.run(x, scale)
+            return self._fused.run(x)
         parts, events = [], []
         for start in range(0, x.shape[0], self._max_chunk):
-            p, e = self._fused.run(x[start : start + self._max_chunk], scale)
+            p, e = self._fused.run(x[start : start + self._max_chunk])
             parts.append(p)
             events += e
         return np.concatenate(parts), events
@@ -380,7 +384,7 @@ class StreamingVAD:
             events = self._tracker.push(probs) if probs.shape[0] else []
             events += self._tracker.flush()
         self._flushed = True
-        self._live = False
+        self._live_codes = _NO_CODES
         return self._result(probs, events)
 
     def process_signal(self, samples: np.ndarray, chunk_seconds: float = SIGNAL_CHUNK_SECONDS) -> StreamResult:
@@ -418,34 +422,22 @@ class _FusedStep:
     """One stream's packed state for ``vad.runtime.network.stream_chunk`` and its outputs as Python objects."""
 
     def __init__(self, backend, tracker: TrackerState):
-        from vad.runtime.network import (
-            INPUT_CODES,
-            INPUT_INT16,
-            S_EV_F,
-            S_EV_I,
-            S_PROBS,
-            STAGE_ALL,
-            compiled_entry,
-            stream_chunk,
-        )
+        from vad.runtime.network import INPUT_CODES, INPUT_INT16, S_EV_F, S_EV_I, S_PROBS, compiled_entry
 
-        self.step = stream_chunk  # the compiled per-chunk kernel, looked up once (not per call)
-        self.inputs = {dtype: (pcm_scale(dtype), code) for dtype, code in INPUT_CODES.items()}  # (scale, code)
-        self.raw_code = INPUT_INT16  # the dtype whose chunks stream_chunk takes as they are
-        self.upto = STAGE_ALL
+        self.step = backend.step  # the compiled per-chunk kernel, looked up once (not per call)
+        self.codes = dict(INPUT_CODES)  # dtype -> the kernel's sample code
         self.model = backend.packed.buffer
-        self.kind = backend.kind
+        self.kind = backend.kind  # the FFT's spectrum type, for vad bench --breakdown's breakdown_chunks
         self._packed = backend.new_stream_state(tracker)
         self.state = self._packed.buffer
         self.probs = self._packed.view(S_PROBS)
         self.heads = [self.probs[:n] for n in range(_HEAD_VIEWS)]  # probs[:n] made once: a slice per call costs ~0.15 us
         self._ev_i = self._packed.view(S_EV_I)
         self._ev_f = self._packed.view(S_EV_F)
-        self.run(_EMPTY_F32, 1.0)  # load (or compile) the kernel now, not in the first callback
+        self.run(_EMPTY_F32)  # load (or compile) the kernel now, not in the first callback
         # the live path's call: the compiled overload itself, for chunks whose type is exactly the
-        # warmed-up signature (StreamingVAD.process checks dtype, shape and flags first)
-        self.entry = compiled_entry(stream_chunk, _EMPTY_F32.view(np.int16), INPUT_INT16, 1.0, self.upto, self.model,
-                                    self.state, self.kind)
+        # warmed-up signature (StreamingVAD.process checks dtype and dimensions first)
+        self.entry = compiled_entry(self.step, _EMPTY_F32.view(np.int16), INPUT_INT16, self.model, self.state)
 
     def reset(self) -> None:
         from vad.runtime.network import reset_stream
@@ -455,11 +447,12 @@ class _FusedStep:
     def events(self, n: int) -> list[SegmentEvent]:
         return events_from_arrays(self._ev_i, self._ev_f, n)
 
-    def run(self, x: np.ndarray, scale: float) -> tuple[np.ndarray, list[SegmentEvent]]:
-        """x: validated C-contiguous samples of a compiled dtype, at most (MAX_CALL_FRAMES - 1) * hop long."""
-        code = self.inputs[x.dtype][1]
-        r = self.step(x if code == self.raw_code else x.view(np.int16), code, scale, self.upto, self.model, self.state,
-                      self.kind)
+    def run(self, x: np.ndarray) -> tuple[np.ndarray, list[SegmentEvent]]:
+        """x: validated C-contiguous, aligned samples of a compiled dtype, at most (MAX_CALL_FRAMES - 1) * hop long."""
+        code = self.codes[x.dtype]
+        r = self.step(x if code == _RAW_CODE else x.view(np.int16), code, self.model, self.state)
+        if r < 0:
+            raise RuntimeError(f"the fused step refused validated samples (code {r}): an engine bug")
         n = r & _FRAMES_MASK
         return self.probs[:n].copy(), self.events(r >> _EVENTS_SHIFT) if r > _FRAMES_MASK else []
 
@@ -472,10 +465,11 @@ class _FusedStep:
 
 _EVENTS_SHIFT = 32
 _HEAD_VIEWS = 17  # the live path's result views of S_PROBS made in advance: chunks of up to 16 hops (160 ms)
-# numpy's NPY_ARRAY_* bits of ndarray.flags.num; a live chunk needs all three for the compiled
-# signature (one flags object per call instead of one per flag read)
-_NPY_C_CONTIGUOUS, _NPY_ALIGNED, _NPY_WRITEABLE = 0x0001, 0x0100, 0x0400
-_LIVE_FLAGS = _NPY_C_CONTIGUOUS | _NPY_ALIGNED | _NPY_WRITEABLE
+# vad.runtime.network's INPUT_INT16 and CHUNK_NOT_TAKEN, here so that the engine imports it only
+# for the numba backend (tests/test_runtime.py checks them equal)
+_RAW_CODE = 0
+_NOT_TAKEN = -(1 << 62)
+_NO_CODES: dict = {}
 _FRAMES_MASK = (1 << _EVENTS_SHIFT) - 1
 _EMPTY_F32 = np.zeros(0, dtype=np.float32)
 _INT16_SCALE = np.float32(pcm_scale(np.dtype(np.int16)))  # exact: int16 * 2**-15 is a float32

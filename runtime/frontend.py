@@ -405,8 +405,8 @@ def frame_samples(x, start, stop, scale, buf, pos_state, hop, win, window, twr, 
 def validate_samples(samples: Any, name: str = "samples") -> tuple[np.ndarray, float]:
     """(C-contiguous samples of a compiled dtype, PCM scale) or InvalidInputError naming the problem:
     the sample contract of ``vad.core.features`` (dtypes; float samples finite and within
-    +-MAX_FLOAT_SAMPLE_MAGNITUDE). float16/longdouble are widened to float64 (exact); strided or
-    read-only arrays are copied.
+    +-MAX_FLOAT_SAMPLE_MAGNITUDE). float16/longdouble are widened to float64 (exact); strided,
+    read-only or misaligned arrays are copied.
     """
     scale = check_sample_array(samples, name)
     if samples.dtype.kind == "f":
@@ -415,8 +415,9 @@ def validate_samples(samples: Any, name: str = "samples") -> tuple[np.ndarray, f
         bad = first_bad(samples, MAX_FLOAT_SAMPLE_MAGNITUDE)
         if bad >= 0:
             raise InvalidInputError(f"{name} has {bad_sample_reason(float(samples[bad]), bad)}")
-    if not samples.flags.c_contiguous or not samples.flags.writeable:
-        # one kernel specialisation per dtype: strided or read-only views are copied
+    flags = samples.flags
+    if not (flags.c_contiguous and flags.writeable and flags.aligned):
+        # one kernel specialisation per dtype: strided, read-only or misaligned views are copied
         samples = np.array(samples, order="C")
     return samples, scale
 

@@ -1,7 +1,8 @@
 """Numba inference backend for ``causal-dwconv-gru`` networks, and the fused per-chunk step.
 
-One entry point, ``stream_chunk(raw, code, scale, upto, model, state, kind)``, with one
-signature for every input dtype (the samples' memory as an int16 view) and stage, so
+One entry point, ``stream_chunk(raw, code, model, state)`` (``stream_chunk_rfft`` for models
+without the fixed-size FFT), with one signature for every input dtype (the samples' memory as
+an int16 view) and stage (kept in the state), so
 that the one large kernel (``_stage_step``) is compiled, linked and optimised once per install
 (numba's cache; each further entry point linking it would cost LLVM seconds again):
 
@@ -64,7 +65,7 @@ from vad.runtime.packed import (
 
 from vad.core import postprocess as _postprocess
 from vad.core.errors import ModelFileError
-from vad.core.features import MAX_FLOAT_SAMPLE_MAGNITUDE, FeatureSpec
+from vad.core.features import MAX_FLOAT_SAMPLE_MAGNITUDE, FeatureSpec, pcm_scale
 from vad.core.modelmeta import ARCHITECTURE_NAME
 from vad.core.postprocess import (
     EVENTS_PER_FRAME,
@@ -278,7 +279,8 @@ _N_DIMS = 15
 # model constants: regions
 (M_DIMS, M_FLOATS, M_WINDOW, M_TWR, M_TWI, M_SPLIT, M_MEL_RANGE, M_MEL_W, M_W_IN, M_B_IN, M_W_DW, M_B_DW,
  M_W_PW, M_B_PW, M_W_IH, M_B_IH, M_W_HH, M_B_HH, M_W_OUT) = range(19)
-F_LOG_FLOOR, F_B_OUT = range(2)
+F_LOG_FLOOR, F_B_OUT, F_PCM_SCALE = range(3)  # F_PCM_SCALE + INPUT_*: the scale of that sample dtype
+_N_FLOATS = F_PCM_SCALE + 4
 # stream state: regions
 (S_INTS, S_BUF, S_STAGE, S_FFT_A, S_FFT_B, S_SPECTRUM, S_AXES, S_POWER, S_MEL, S_FEATS, S_A, S_Y, S_Z, S_GI, S_GH, S_H,
  S_RING, S_PROBS, S_TI, S_TF, S_TBUF, S_EV_I, S_EV_F) = range(23)
@@ -363,7 +365,7 @@ def pack_model(spec: FeatureSpec, weights: NetworkWeights) -> PackedArrays:
     w = weights
     regions = {
         M_DIMS: (np.int64, (_N_DIMS,)),
-        M_FLOATS: (np.float64, (2,)),
+        M_FLOATS: (np.float64, (_N_FLOATS,)),
         M_WINDOW: (np.float64, tables.window.shape),
         M_TWR: (np.float64, tables.twiddle_re.shape),
         M_TWI: (np.float64, tables.twiddle_im.shape),
@@ -389,8 +391,12 @@ def pack_model(spec: FeatureSpec, weights: NetworkWeights) -> PackedArrays:
     dims[[D_WIN, D_HOP, D_NFFT, D_NMELS, D_NBINS, D_FAST_FFT, D_NMELW]] = (
         spec.win_length_samples, spec.hop_length_samples, spec.n_fft, spec.n_mels, spec.n_bins, int(tables.fast),
         tables.mel_weights.size)
+    floats = np.zeros(_N_FLOATS, dtype=np.float64)
+    floats[F_LOG_FLOOR], floats[F_B_OUT] = tables.log_floor, w.b_out
+    for dtype, code in INPUT_CODES.items():
+        floats[F_PCM_SCALE + code] = pcm_scale(dtype)
     for region, value in (
-        (M_DIMS, dims), (M_FLOATS, (tables.log_floor, w.b_out)), (M_WINDOW, tables.window),
+        (M_DIMS, dims), (M_FLOATS, floats), (M_WINDOW, tables.window),
         (M_TWR, tables.twiddle_re), (M_TWI, tables.twiddle_im), (M_SPLIT, tables.split),
         (M_MEL_RANGE, tables.mel_range), (M_MEL_W, tables.mel_weights), (M_W_IN, w.w_in), (M_B_IN, w.b_in),
         (M_W_DW, w.w_dw), (M_B_DW, w.b_dw), (M_W_PW, w.w_pw), (M_B_PW, w.b_pw), (M_W_IH, w.w_ih),
@@ -429,6 +435,7 @@ def pack_stream_state(spec: FeatureSpec, weights: NetworkWeights, tracker: Track
     regions[S_EV_I] = (np.int64, (EVENT_CAPACITY, 3))
     regions[S_EV_F] = (np.float64, (EVENT_CAPACITY,))
     packed = PackedArrays(regions)
+    packed.view(S_INTS)[I_UPTO] = STAGE_ALL
     packed.set(S_TI, tracker.ti)
     packed.set(S_TF, tracker.tf)
     return packed
@@ -530,13 +537,12 @@ def _stage_step(model, state, n, kind):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _consume(x, scale, model, state, upto, kind):
-    """x (times scale) through ``_stage_step`` up to stage ``upto``, STAGE_SAMPLES at a time; the
-    frame and event counts in S_INTS start from 0 (what this call completed)."""
+def _consume(x, scale, model, state, kind):
+    """x (times scale) through ``_stage_step`` up to the stage in S_INTS[I_UPTO], STAGE_SAMPLES at a
+    time; the frame and event counts in S_INTS start from 0 (what this call completed)."""
     ints = region_i64(state, S_INTS)
     ints[I_NPROBS] = 0
     ints[I_NEVENTS] = 0
-    ints[I_UPTO] = upto
     stage = region_f64(state, S_STAGE)
     n = x.size
     i = 0
@@ -547,27 +553,30 @@ def _consume(x, scale, model, state, upto, kind):
         i += m
 
 
-STAGE_FRONTEND, STAGE_NETWORK, STAGE_ALL = 1, 2, 3  # how far _stage_step goes
+STAGE_FRONTEND, STAGE_NETWORK, STAGE_ALL = 1, 2, 3  # how far _stage_step goes (a stream state's S_INTS[I_UPTO])
 _FRAMES_MASK = (1 << 32) - 1
 INPUT_INT16, INPUT_INT32, INPUT_FLOAT32, INPUT_FLOAT64 = range(4)  # stream_chunk's sample codes
 INPUT_CODES = {np.dtype(np.int16): INPUT_INT16, np.dtype(np.int32): INPUT_INT32,
                np.dtype(np.float32): INPUT_FLOAT32, np.dtype(np.float64): INPUT_FLOAT64}
+_INPUT_ITEMSIZE = (2, 4, 4, 8)  # bytes per sample, by code
+CHUNK_NOT_TAKEN = -(1 << 62)  # stream_chunk's answer to a chunk it cannot take as it is (nothing consumed)
+# the spectrum types (``_spectrum_in``), read-only so that the constants compiled into
+# stream_chunk / stream_chunk_rfft and the same arrays passed from Python have one numba type
+SPECTRUM_FAST = np.zeros(0, dtype=np.float64)
+SPECTRUM_RFFT = np.zeros(0, dtype=np.complex128)
+SPECTRUM_FAST.flags.writeable = False
+SPECTRUM_RFFT.flags.writeable = False
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def stream_chunk(raw, code, scale, upto, model, state, kind):
-    """The engine's one call per chunk, and the only kernel entry of a stream: the samples whose
-    memory ``raw`` holds (as an int16 view; int16 samples pass as they are; ``code`` their dtype, INPUT_*), times
-    ``scale``, at most (MAX_CALL_FRAMES - 1) * hop of them, through the stages up to ``upto``
-    (STAGE_ALL for the engine; STAGE_NETWORK for ``NumbaBackend.run``). ``kind`` is the backend's
-    spectrum type (``_spectrum_in``). One signature for every dtype and stage: the large step
-    compiles, and is linked and optimised by LLVM, once.
-
-    Returns -1 - i when float sample i breaks the sample contract (NaN/inf or beyond
-    +-MAX_FLOAT_SAMPLE_MAGNITUDE; nothing consumed); else n_frames + n_events << 32: the
-    probabilities of the completed frames are in S_PROBS[:n_frames], the post-processing events
-    they completed in S_EV_I / S_EV_F[:n_events].
-    """
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _chunk(raw, code, model, state, kind):
+    """``stream_chunk``'s body for the FFT that ``kind`` selects."""
+    itemsize = _INPUT_ITEMSIZE[code]
+    n = raw.size  # (numpy calls arrays of size <= 1 contiguous whatever their strides; an empty one may point anywhere)
+    if (n > 1 and raw.strides[0] != 2) or (n > 0 and raw.ctypes.data % itemsize != 0) \
+            or n * 2 > (MAX_CALL_FRAMES - 1) * region_i64(model, M_DIMS)[D_HOP] * itemsize:
+        return CHUNK_NOT_TAKEN
+    scale = region_f64(model, M_FLOATS)[F_PCM_SCALE + code]
     ints = region_i64(state, S_INTS)
     if code == INPUT_FLOAT32 or code == INPUT_FLOAT64:  # int16/int32 PCM is always in range
         bad = first_bad(raw.view(np.float32), MAX_FLOAT_SAMPLE_MAGNITUDE) if code == INPUT_FLOAT32 else first_bad(
@@ -575,22 +584,53 @@ def stream_chunk(raw, code, scale, upto, model, state, kind):
         if bad >= 0:
             return -1 - bad
     if code == INPUT_INT16:
-        _consume(raw, scale, model, state, upto, kind)
+        _consume(raw, scale, model, state, kind)
     elif code == INPUT_FLOAT32:
-        _consume(raw.view(np.float32), scale, model, state, upto, kind)
+        _consume(raw.view(np.float32), scale, model, state, kind)
     elif code == INPUT_INT32:
-        _consume(raw.view(np.int32), scale, model, state, upto, kind)
+        _consume(raw.view(np.int32), scale, model, state, kind)
     else:
-        _consume(raw.view(np.float64), scale, model, state, upto, kind)
+        _consume(raw.view(np.float64), scale, model, state, kind)
     return ints[I_NPROBS] + (ints[I_NEVENTS] << 32)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def stream_chunk(raw, code, model, state):
+    """The engine's one call per chunk, and the only kernel entry of a stream (models with the
+    fixed-size FFT; ``stream_chunk_rfft`` for the others): the samples whose memory ``raw`` holds
+    (as an int16 view; int16 samples pass as they are; ``code`` their dtype, INPUT_*), scaled to
+    [-1, 1) for PCM (the model's F_PCM_SCALE), through the stages up to the state's S_INTS[I_UPTO]
+    (STAGE_ALL for the engine; STAGE_NETWORK for ``NumbaBackend.run``). Four arguments, one
+    signature for every dtype and stage: the call costs little, and the large step compiles, and
+    is linked and optimised by LLVM, once.
+
+    Returns CHUNK_NOT_TAKEN, nothing consumed, for a chunk that is strided, misaligned for its
+    dtype or longer than (MAX_CALL_FRAMES - 1) hops (the engine copies or splits it: these checks
+    are here, not in Python, because the live path calls the compiled entry directly); -1 - i
+    when float sample i breaks the sample contract (NaN/inf or beyond +-MAX_FLOAT_SAMPLE_MAGNITUDE;
+    nothing consumed); else n_frames + n_events << 32: the probabilities of the completed frames
+    are in S_PROBS[:n_frames], the post-processing events they completed in S_EV_I / S_EV_F[:n_events].
+    """
+    return _chunk(raw, code, model, state, SPECTRUM_FAST)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def stream_chunk_rfft(raw, code, model, state):
+    """``stream_chunk`` for models whose n_fft has no fixed-size FFT (rocket-fft's r2c)."""
+    return _chunk(raw, code, model, state, SPECTRUM_RFFT)
+
+
+def chunk_kernel(kind: np.ndarray):
+    """The stream_chunk variant for a backend's spectrum type (``SPECTRUM_FAST`` or ``SPECTRUM_RFFT``)."""
+    return stream_chunk_rfft if kind.dtype == SPECTRUM_RFFT.dtype else stream_chunk
 
 
 def compiled_entry(dispatcher, *args):
     """The machine-code entry of ``dispatcher``'s compiled overload for exactly the types of
     ``args``: calling it skips numba's type resolution (about 0.2 us a call). The caller must
-    pass arguments of exactly those types (same dtypes, C-contiguous, aligned, writeable arrays):
-    the entry converts them without checking. The dispatcher itself when no such overload is
-    compiled or numba does not expose it."""
+    pass arguments of exactly those types (same dtypes and dimensions: the entry converts them
+    without checking; stream_chunk checks layout and alignment itself). The dispatcher itself
+    when no such overload is compiled or numba does not expose it."""
     from numba import typeof
 
     try:
@@ -603,9 +643,14 @@ def compiled_entry(dispatcher, *args):
 def breakdown_chunks(chunks, scale, model, state, upto, kind):
     """For ``vad bench --breakdown``: each row of chunks [n, length] (int16) as ``stream_chunk``
     runs it, but only up to a stage: STAGE_FRONTEND (framing + log-mel), STAGE_NETWORK (+ the
-    network), STAGE_ALL (+ the post-processing: stream_chunk without the call overhead)."""
+    network), STAGE_ALL (+ the post-processing: stream_chunk without the call overhead). The
+    state's own stage is restored afterwards."""
+    ints = region_i64(state, S_INTS)
+    own = ints[I_UPTO]
+    ints[I_UPTO] = upto
     for c in range(chunks.shape[0]):
-        _consume(chunks[c], scale, model, state, upto, kind)
+        _consume(chunks[c], scale, model, state, kind)
+    ints[I_UPTO] = own
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -654,7 +699,9 @@ class NumbaBackend:
                 f"n_mels={self.spec.n_mels}"
             )
         self.packed = pack_model(self.spec, self.weights)
-        self.kind = spectrum_array(self.spec)[:0]  # stream_chunk's FFT selector (_spectrum_in)
+        # the FFT's spectrum type (_spectrum_in) and the stream_chunk compiled for it
+        self.kind = SPECTRUM_RFFT if spectrum_array(self.spec).dtype == SPECTRUM_RFFT.dtype else SPECTRUM_FAST
+        self.step = chunk_kernel(self.kind)
         self._max_samples = (MAX_CALL_FRAMES - 1) * self.spec.hop_length_samples
 
     def new_stream_state(self, tracker: TrackerState) -> PackedArrays:
@@ -670,12 +717,13 @@ class NumbaBackend:
 
     def run(self, samples: np.ndarray, state: PackedArrays) -> tuple[np.ndarray, PackedArrays]:
         probs = state.view(S_PROBS)
+        state.view(S_INTS)[I_UPTO] = STAGE_NETWORK  # the front end and the network, no post-processing
         samples = np.ascontiguousarray(samples, dtype=np.float32)
         if not samples.flags.writeable:  # a read-only view would be a second kernel signature
             samples = samples.copy()
         out = []
         for start in range(0, max(samples.shape[0], 1), self._max_samples):
             raw = samples[start : start + self._max_samples].view(np.int16)
-            r = stream_chunk(raw, INPUT_FLOAT32, 1.0, STAGE_NETWORK, self.packed.buffer, state.buffer, self.kind)
+            r = self.step(raw, INPUT_FLOAT32, self.packed.buffer, state.buffer)
             out.append(probs[: r & _FRAMES_MASK].copy())
         return (out[0] if len(out) == 1 else np.concatenate(out)), state

@@ -146,8 +146,8 @@ def test_backends_agree(random_model_path):  # noqa: F811
 def test_every_input_form_gives_the_same_stream(energy_model):
     """The fused kernel takes every dtype through one int16 view of the chunk's memory: int16,
     int32, float32, float64, read-only, strided and misaligned chunks all give the same stream
-    (the last three are copied first: the live path calls the compiled signature directly, which
-    takes only C-contiguous, aligned, writeable arrays)."""
+    (the live path calls the compiled signature directly; the kernel refuses strided and misaligned
+    memory, which the engine then copies)."""
     from vad.runtime.engine import StreamingVAD
 
     pcm = bursts(2.0, seed=9)
@@ -165,7 +165,10 @@ def test_every_input_form_gives_the_same_stream(energy_model):
         "int32": pcm.astype(np.int32) << 16,
         "float32": (pcm / 32768.0).astype(np.float32),
         "float64": pcm / 32768.0,
+        "float32 strided": np.repeat((pcm / 32768.0).astype(np.float32), 2)[::2],
+        "float32 misaligned": np.frombuffer(bytearray(pcm.size * 4 + 2), np.float32, count=pcm.size, offset=2),
     }
+    forms["float32 misaligned"][:] = forms["float32"]
     vad = StreamingVAD(energy_model, RATE, postprocess=FAST_PP)
     want = run_stream(vad, pcm, 160)
     assert len(want[3]) >= 4
@@ -174,9 +177,10 @@ def test_every_input_form_gives_the_same_stream(energy_model):
         np.testing.assert_allclose(got[0], want[0], atol=1e-6, rtol=0, err_msg=name)
         assert [(e.kind, e.start_sample, e.end_sample) for e in got[3]] == [
             (e.kind, e.start_sample, e.end_sample) for e in want[3]], name
-    from vad.runtime.network import stream_chunk
+    from vad.runtime import engine, network
 
-    assert len({sig[0] for sig in stream_chunk.signatures}) == 1  # one sample type: the int16 view
+    assert len({sig[0] for sig in network.stream_chunk.signatures}) == 1  # one sample type: the int16 view
+    assert (engine._RAW_CODE, engine._NOT_TAKEN) == (network.INPUT_INT16, network.CHUNK_NOT_TAKEN)
 
 @pytest.mark.parametrize("rate", [8000, 16000, 22050, 44100, 48000])
 def test_sample_rates(rate, energy_model):
