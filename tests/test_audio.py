@@ -314,6 +314,37 @@ def test_reader_blocks_equal_the_whole_file_and_name_where_a_sample_is_not_finit
     _assert_audio_error(tmp_path / "nan.wav", r"non-finite value \(nan\) at sample 4321 \(0\.270 s\)")
 
 
+@pytest.mark.parametrize(
+    ("subtype", "channels", "exact"),
+    [("PCM_16", 1, "int16"), ("PCM_U8", 1, "int16"), ("ULAW", 1, "int16"), ("PCM_24", 1, "float32"),
+     ("FLOAT", 1, "float32"), ("DOUBLE", 1, "float64"), ("PCM_16", 2, "float64")],
+)
+def test_reader_exact_dtype_blocks_hold_the_same_samples(tmp_path, subtype, channels, exact):
+    from vad.core.audio import AudioReader
+
+    rng = np.random.default_rng(11)
+    signal = np.clip(0.3 * rng.standard_normal((4_321, channels)), -1.0, 1.0)
+    path = tmp_path / "x.wav"
+    soundfile.write(path, signal, RATE_HZ, subtype=subtype)
+    with AudioReader(path) as reader:
+        assert (reader.subtype, reader.exact_dtype) == (subtype, exact)
+        reference = np.concatenate(list(reader.blocks(1_000)))
+    with AudioReader(path) as reader:
+        blocks = list(reader.blocks(1_000, exact))
+        assert reader.frames_read == 4_321
+    assert [b.dtype for b in blocks] == [np.dtype(exact)] * 5 and [b.ndim for b in blocks] == [1] * 5
+    got = np.concatenate(blocks)
+    if exact == "int16":
+        np.testing.assert_array_equal(got * 2.0**-15, reference)  # the PCM values, exactly
+    else:
+        np.testing.assert_array_equal(got.astype(np.float32), reference.astype(np.float32))
+    if exact != "int16":
+        with AudioReader(path) as reader, pytest.raises(InvalidInputError, match=f"{subtype} with {channels}"):
+            next(reader.blocks(1_000, "int16"))
+    with AudioReader(path) as reader, pytest.raises(InvalidInputError, match="dtype='int8'"):
+        next(reader.blocks(1_000, "int8"))
+
+
 def test_fifo_and_device_are_rejected_without_blocking(tmp_path):
     fifo = tmp_path / "x.wav"
     os.mkfifo(fifo)  # opening it for reading the usual way would wait for a writer forever

@@ -538,7 +538,7 @@ def test_label_file_rejects_a_non_path_with_the_projects_error(bad, energy_model
 
 
 @pytest.mark.parametrize("backend", ["auto", "onnxruntime"])
-@pytest.mark.parametrize("rate,channels", [(16000, 1), (48000, 2)])
+@pytest.mark.parametrize("rate,channels", [(16000, 1), (48000, 1), (48000, 2)])  # int16 as read, resampled, mixed
 def test_block_reading_equals_whole_file_labeling(tmp_path, energy_model_path, backend, rate, channels):  # noqa: F811
     from vad.runtime.engine import StreamingVAD
     from vad.runtime.model import VADModel

@@ -138,8 +138,9 @@ def label_with(
         rate = reader.rate_hz
         stream = StreamingVAD(model=loaded.model, sample_rate=rate, postprocess=cfg)
         block = max(1, int((SIGNAL_CHUNK_SECONDS if block_s is None else block_s) * rate))
-        for samples in reader.blocks(block):
-            _collect(stream.process(samples.astype(np.float32)), probabilities, segments, keep_probabilities)
+        for samples in reader.blocks(block, reader.exact_dtype):  # int16 PCM goes to the engine as it is
+            chunk = samples if samples.dtype != np.float64 else samples.astype(np.float32)
+            _collect(stream.process(chunk), probabilities, segments, keep_probabilities)
         n_samples = reader.frames_read
     _collect(stream.flush(), probabilities, segments, keep_probabilities)
     if not keep_probabilities:

@@ -50,6 +50,9 @@ _DECLARED_SIZE = re.compile(r"data\s*:\s*(\d+)\s*\(should be (\d+)\)")
 _MP3_FRAME_COUNT_SLACK = 0.01
 _EARLY_END_MARKERS = ("ended unexpectedly", "unexpected end of file")
 _WHOLE_FILE_BLOCK_FRAMES = 1 << 20  # load_audio reads whole files through AudioReader in blocks this long
+# libsndfile subtypes whose samples are int16 values exactly (its float reads are them / 2**15)
+_INT16_EXACT_SUBTYPES = frozenset({"PCM_16", "PCM_S8", "PCM_U8", "ULAW", "ALAW"})
+BLOCK_DTYPES = ("float64", "float32", "int16")
 
 
 def _check_rate(value: Any, name: str) -> int:
@@ -106,6 +109,15 @@ def _truncation(info: str, frames_declared: int, frames_read: int, is_mp3: bool)
     return None
 
 
+def _exact_dtype(subtype: str, channels: int) -> str:
+    """AudioReader.exact_dtype: "int16" for mono PCM of 16 bits or fewer, else "float32" (a
+    mono float32 block holds every other mono subtype's samples as the engine takes them;
+    float64 files and several channels, averaged in float64: "float64")."""
+    if channels != 1 or subtype == "DOUBLE":  # (a float64 file's rejected values are named as they are)
+        return "float64"
+    return "int16" if subtype in _INT16_EXACT_SUBTYPES else "float32"
+
+
 def _nonblocking(path: Any, flags: int) -> int:
     """``open`` opener: never block (opening a FIFO for reading would wait for a writer forever)."""
     return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
@@ -153,6 +165,9 @@ class AudioReader:
     >>> with AudioReader("long.flac") as reader:
     ...     for block in reader.blocks(30 * reader.rate_hz):   # float64 mono, channels averaged
     ...         ...
+    >>> with AudioReader("long.flac") as reader:               # the cheapest exact form of the file's
+    ...     for block in reader.blocks(30 * reader.rate_hz, reader.exact_dtype):  # samples (see exact_dtype)
+    ...         ...
 
     Opening raises ``AudioFileError`` for what the header shows (missing, not a regular file,
     0 bytes, not audio, invalid rate); ``blocks`` raises it for corrupt data, non-finite samples
@@ -161,7 +176,8 @@ class AudioReader:
 
     Attributes:
         path, rate_hz, channels, frames_declared (from the header; an estimate for some MP3s),
-        frames_read (samples per channel decoded so far).
+        frames_read (samples per channel decoded so far), subtype (libsndfile's, e.g. "PCM_16"),
+        exact_dtype (see ``blocks``).
     """
 
     def __init__(self, path: str | os.PathLike, allow_empty: bool = False) -> None:
@@ -184,30 +200,52 @@ class AudioReader:
         self.frames_read = 0
         self._info = self._sound.extra_info
         self._is_mp3 = self._sound.format == "MP3"
+        self.subtype = str(self._sound.subtype)
+        self.exact_dtype = _exact_dtype(self.subtype, self.channels)
         if self.rate_hz <= 0:
             self.close()
             raise _fail(path, f"declares an invalid sample rate ({self.rate_hz} Hz)")
 
-    def blocks(self, block_frames: int) -> Iterator[np.ndarray]:
-        """Yield the rest of the file as float64 mono blocks of ``block_frames`` samples (the last shorter)."""
+    def blocks(self, block_frames: int, dtype: str = "float64") -> Iterator[np.ndarray]:
+        """Yield the rest of the file as mono blocks of ``block_frames`` samples (the last shorter).
+
+        ``dtype``: "float64" (default) or "float32" (full scale +-1.0; channels averaged in
+        float64), or "int16", the PCM values themselves, only where they are exactly that
+        (``exact_dtype == "int16"``: a mono file of 16 bits or fewer). ``exact_dtype`` is the
+        cheapest of these that holds the samples exactly, so reading with it and converting to
+        float32 gives the same samples as float64, with less to decode, check and copy.
+        """
         if isinstance(block_frames, bool) or not isinstance(block_frames, (int, np.integer)) or block_frames < 1:
             raise InvalidInputError(f"block_frames={block_frames!r}: must be an integer >= 1")
+        if dtype not in BLOCK_DTYPES:
+            raise InvalidInputError(f"dtype={dtype!r}: must be one of {', '.join(BLOCK_DTYPES)}")
+        if dtype == "int16" and self.exact_dtype != "int16":
+            raise InvalidInputError(
+                f"dtype='int16': {os.fspath(self.path)} is {self.subtype} with {self.channels} channel(s), "
+                "not mono int16 PCM; read it as float32 or float64"
+            )
         path = self.path
+        mono = self.channels == 1
+        read_dtype = "float64" if not mono else dtype  # channels are averaged in float64
         while True:
             try:
-                data = self._sound.read(int(block_frames), dtype="float64", always_2d=True)
+                data = self._sound.read(int(block_frames), dtype=read_dtype, always_2d=not mono)
             except (soundfile.SoundFileError, RuntimeError) as exc:
                 raise _fail(path, f"truncated or corrupt audio data ({_libsndfile_reason(exc)})") from exc
             except OSError as exc:
                 raise _fail(path, f"read error ({exc})") from exc
             if data.shape[0] == 0:
                 break
-            bad = first_bad_sample(data)
+            bad = None if dtype == "int16" else first_bad_sample(data)  # int16 values are always accepted
             if bad is not None:
                 at = self.frames_read + bad
                 raise _fail(path, f"contains {bad_sample_reason(bad_sample_value(data, bad), at, self.rate_hz)}")
             self.frames_read += data.shape[0]
-            yield data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)
+            if mono:
+                yield data
+            else:
+                mixed = data.mean(axis=1)
+                yield mixed if dtype == "float64" else mixed.astype(np.float32)
         why = _truncation(self._info, self.frames_declared, self.frames_read, self._is_mp3)
         if why:
             raise _fail(path, why)
