@@ -29,3 +29,16 @@ def test_an_error_leaves_the_old_file_and_no_temporary(tmp_path):
         raise RuntimeError("interrupted")
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_prepare_output_file_makes_the_folder_and_rejects_folders(tmp_path):
+    from vad.core.atomicfile import prepare_output_file
+    from vad.core.errors import InvalidInputError
+
+    out = prepare_output_file(tmp_path / "new" / "deeper" / "eval.json", "--json")
+    assert out.parent.is_dir() and not out.exists()  # the folder is made, no file yet
+    with pytest.raises(InvalidInputError, match=r"--json .*: is a folder; give a file name"):
+        prepare_output_file(tmp_path / "new", "--json")
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(InvalidInputError, match=r"--markdown .*: cannot create its folder"):
+        prepare_output_file(tmp_path / "plain" / "t.md", "--markdown")  # a file where a folder should be

@@ -77,6 +77,12 @@ def test_find_audio_files_expands_globs(tmp_path):
     files, unmatched = labeling.find_audio_files([str(tmp_path / "**" / "*.*"), str(tmp_path / "zz*")])
     assert [f.name for f in files] == ["a.wav", "b.flac"]
     assert unmatched == [str(tmp_path / "zz*")]
+    # a pattern that matches only files already given matched: no failure, no duplicate
+    again, unmatched = labeling.find_audio_files(
+        [tmp_path / "d1", str(tmp_path / "d1" / "*.wav"), str(tmp_path / "d1" / "*.wav")])
+    assert [f.name for f in again] == ["a.wav"] and unmatched == []
+    _, unmatched = labeling.find_audio_files([str(tmp_path / "d1" / "*.txt")])  # matched, but no audio
+    assert unmatched == [str(tmp_path / "d1" / "*.txt")]
 
 
 def test_plan_outputs_mirrors_tree_and_resolves_collisions(tmp_path):

@@ -69,14 +69,13 @@ def find_audio_files(paths: Sequence[str | os.PathLike]) -> tuple[list[Path], li
         elif p.exists() or p.is_symlink():
             add(p)
         elif _GLOB_CHARS & set(text):
-            before = len(files)
+            matched = False  # a pattern that matches only files already given still matched
             for m in map(Path, sorted(glob.glob(text, recursive=True))):
-                if m.is_dir():
-                    for f in _walk_audio(m):
-                        add(f)
-                elif _is_audio(m):
-                    add(m)
-            if len(files) == before:
+                found = _walk_audio(m) if m.is_dir() else [m] if _is_audio(m) else []
+                for f in found:
+                    add(f)
+                matched = matched or bool(found)
+            if not matched:
                 unmatched.append(text)
         else:
             unmatched.append(text)

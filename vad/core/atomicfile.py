@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from vad.core.errors import InvalidInputError
+
 
 def _usual_mode() -> int:
     mask = os.umask(0o022)
@@ -55,3 +57,25 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_output(path, "wb") as fh:
         fh.write(data)
+
+
+def prepare_output_file(path: str | os.PathLike, option: str) -> Path:
+    """Check an output file named on the command line before any work is done: InvalidInputError
+    (naming ``option``) when it is a folder or its folder cannot be made or written; creates a
+    missing folder. So a long run never fails at its very end for want of a place to write.
+
+    >>> prepare_output_file("reports/eval.json", "--json")
+    PosixPath('reports/eval.json')
+    """
+    out = Path(path)
+    if out.is_dir():
+        raise InvalidInputError(f"{option} {os.fspath(path)}: is a folder; give a file name")
+    folder = out.parent if str(out.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputError(f"{option} {os.fspath(path)}: cannot create its folder {folder} "
+                                f"({exc.strerror or exc})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InvalidInputError(f"{option} {os.fspath(path)}: its folder {folder} is not writable")
+    return out

@@ -77,6 +77,10 @@ def run(args) -> int:
         raise ModelFileError("no model shipped in models/ and none given: pass --model MODEL.onnx")
     if args.rounds < 1:
         raise InvalidInputError(f"--rounds={args.rounds}: must be >= 1")
+    if args.json:
+        from vad.core.atomicfile import prepare_output_file
+
+        prepare_output_file(args.json, "--json")  # before the benchmarks, not after them
     rows = run_benchmarks(models, args.seconds, not args.no_baselines, args.block_frames, args.backend, chunks_ms,
                           args.breakdown, args.cold_start, args.audio, args.rounds)
     print(format_table(rows))
@@ -85,11 +89,9 @@ def run(args) -> int:
             print(f"note: {row['name']} baseline unavailable; install the extra: "
                   "pip install 'learned-width-vad[baselines]'", file=sys.stderr)
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
         from vad.core.atomicfile import atomic_write_text
 
-        atomic_write_text(out, json.dumps({"rows": rows, "seconds": args.seconds, "chunks_ms": list(chunks_ms),
+        atomic_write_text(args.json, json.dumps({"rows": rows, "seconds": args.seconds, "chunks_ms": list(chunks_ms),
                                            "audio": args.audio}, indent=2))
     failed = [r for r in rows if "error" in r and r["name"].split(":")[0] in ("ours", "batch")]
     return 1 if failed else 0

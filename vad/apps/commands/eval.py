@@ -113,6 +113,11 @@ def run(args) -> int:
 
     if args.plot or args.pareto:  # before the evaluation, not after it
         require_extra("plot", "plotting (--plot, --pareto)")
+    from vad.core.atomicfile import prepare_output_file
+
+    for option, out in (("--json", args.json), ("--markdown", args.markdown), ("--plot", args.plot)):
+        if out:
+            prepare_output_file(out, option)  # a bad output path fails now, not after the evaluation
 
     if args.pareto:
         if args.paths:

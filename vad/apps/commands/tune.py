@@ -34,6 +34,10 @@ def run(args: argparse.Namespace) -> int:
         if not (math.isfinite(args.max_false_alarm) and 0.0 <= args.max_false_alarm <= 100.0):
             raise InvalidInputError(f"--max-false-alarm {args.max_false_alarm!r}: must be a percentage in [0, 100]")
         budget = args.max_false_alarm / 100.0
+    if args.json:
+        from vad.core.atomicfile import prepare_output_file
+
+        prepare_output_file(args.json, "--json")  # before the grid search, not after it
     items = discover(args.paths, args.labels)
     result = tune_postprocess(args.model, items, on_file=lambda i, n, it: print(
         f"\r[{i + 1}/{n}] {it.audio_path.name}", end="", file=sys.stderr, flush=True), max_false_alarm=budget)
