@@ -269,3 +269,22 @@ def test_read_every_dev_rttm(shared_data):
             turns = [line.split() for line in path.read_text().splitlines() if line.strip()]
             assert min(float(t[3]) for t in turns) == pytest.approx(segs[0].start_s)
             assert max(float(t[3]) + float(t[4]) for t in turns) == pytest.approx(segs[-1].end_s)
+
+
+def test_rttm_lines_of_no_rttm_type_and_references_past_the_audio_are_errors(tmp_path):
+    from vad.core.labelfiles import read_reference, read_rttm
+
+    good = tmp_path / "a.rttm"
+    good.write_text("SPKR-INFO a 1 <NA> <NA> <NA> unknown s1 <NA> <NA>\n"
+                    "SPEAKER a 1 0.5 1.0 <NA> <NA> s1 <NA> <NA>\nNON-SPEECH a 1 2.0 1.0 <NA> <NA> <NA> <NA> <NA>\n")
+    assert [(s.start_s, s.end_s) for s in read_rttm(good)] == [(0.5, 1.5)]  # other RTTM types carry no turns
+    bad = tmp_path / "b.rttm"
+    bad.write_text("garbage line here\n")
+    with pytest.raises(LabelFormatError, match=r"b\.rttm:1: not an RTTM line \(its type 'garbage'"):
+        read_rttm(bad)
+    assert len(read_reference(good, 1.0)) == 1  # ends past the audio: allowed (padding, rounding)
+    late = tmp_path / "c.rttm"
+    late.write_text("SPEAKER c 1 50.0 10.0 <NA> <NA> s1 <NA> <NA>\nSPEAKER c 1 1.0 1.0 <NA> <NA> s1 <NA> <NA>\n")
+    with pytest.raises(LabelFormatError, match=r"1 of its 2 speech segments start after the audio ends \(8\.000 s\), "
+                                               r"the first at 50\.000 s"):
+        read_reference(late, 8.0)

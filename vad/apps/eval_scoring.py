@@ -23,7 +23,7 @@ from vad.core.errors import AudioFileError, InvalidInputError, VADError
 from vad.core.labelfiles import (
     Segment,
     merge_segments,
-    read_labels,
+    read_reference,
     segments_to_frames,
 )
 from vad.core.metrics import (
@@ -162,7 +162,7 @@ def evaluate(
             on_file(i, len(items), item)
         try:
             audio = load_eval_audio(item.audio_path)
-            reference = [s for s in read_labels(item.label_path) if s.duration_s > 0]
+            reference = read_reference(item.label_path, audio.size / EVAL_SAMPLE_RATE_HZ)
         except VADError as exc:  # other files still finish; the report lists the failure
             failed.append({"path": str(item.audio_path), "error": str(exc)})
             continue

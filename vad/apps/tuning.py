@@ -31,7 +31,7 @@ import numpy as np
 
 from vad.apps.evaluation import FRAME_HOP_S, FRAME_HOP_SAMPLES, EvalItem, ModelSystem, load_eval_audio
 from vad.core.errors import InvalidInputError
-from vad.core.labelfiles import Segment, read_labels, segments_to_frames
+from vad.core.labelfiles import Segment, read_reference, segments_to_frames
 from vad.core.postprocess import PostprocessConfig, segments_from_probabilities
 
 ONSETS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -106,7 +106,7 @@ def tune_postprocess(model: str | os.PathLike | None, items: Sequence[EvalItem],
             on_file(i, len(items), item)
         audio = load_eval_audio(item.audio_path)
         n_frames = audio.size // FRAME_HOP_SAMPLES
-        reference = [s for s in read_labels(item.label_path) if s.duration_s > 0]
+        reference = read_reference(item.label_path, n_frames * FRAME_HOP_S)
         scored.append((system.score(audio).scores, segments_to_frames(reference, n_frames, FRAME_HOP_S)))
 
     free_files = [probs for probs, ref in scored if ref.size and not ref.any()]

@@ -47,6 +47,10 @@ LABEL_SUFFIXES = (".rttm", ".txt", ".csv", ".json")
 _FRAME_ROUND_DIGITS = 6  # boundaries compared in frame units rounded to 1e-6 hop
 _TIME_DECIMALS = 3  # written times: milliseconds, the RTTM convention
 _SCORE_DECIMALS = 4
+# RTTM's record types (NIST RT-05S); lines of the others are read but carry no speech turns
+RTTM_TYPES = frozenset({"SPEAKER", "SPKR-INFO", "SEGMENT", "NOSCORE", "NO_RT_METADATA", "LEXEME", "NON-LEX",
+                        "NON-SPEECH", "FILLER", "EDIT", "IP", "SU", "CB", "A/P"})
+REFERENCE_END_SLACK_S = 1.0  # a reference turn may start this far past the audio's end (rounding, padding)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,9 +237,12 @@ def read_rttm(path: str | Path) -> list[Segment]:
         fields = line.split()
         if not fields or fields[0].startswith("#"):
             continue
+        where = f"{path}:{lineno}"
+        if fields[0] not in RTTM_TYPES:
+            raise LabelFormatError(f"{where}: not an RTTM line (its type {fields[0]!r} is none of RTTM's; "
+                                   f"speech turns are SPEAKER lines): {line!r}")
         if fields[0] != "SPEAKER":
             continue
-        where = f"{path}:{lineno}"
         if len(fields) < 5:
             raise LabelFormatError(
                 f"{where}: RTTM SPEAKER line needs at least 5 fields, got {len(fields)}: {line!r}"
@@ -359,6 +366,20 @@ def read_labels(path: str | Path) -> list[Segment]:
 
 def _t(x: float) -> str:
     return f"{x:.{_TIME_DECIMALS}f}"
+
+
+def read_reference(path: str | Path, audio_duration_s: float) -> list[Segment]:
+    """The reference speech of an audio file ``audio_duration_s`` long: ``read_labels`` without
+    empty segments. LabelFormatError when a segment starts more than ``REFERENCE_END_SLACK_S``
+    after the audio ends: the label file of another (longer) recording, or times in other units."""
+    segments = [s for s in read_labels(path) if s.duration_s > 0]
+    late = [s for s in segments if s.start_s > audio_duration_s + REFERENCE_END_SLACK_S]
+    if late:
+        raise LabelFormatError(
+            f"{path}: {len(late)} of its {len(segments)} speech segments start after the audio ends "
+            f"({audio_duration_s:.3f} s), the first at {late[0].start_s:.3f} s: the label file of another recording?"
+        )
+    return segments
 
 
 def format_rttm(segments: Sequence[Segment], file_id: str) -> str:
