@@ -24,7 +24,7 @@ import numpy as np
 from vad.runtime.onnxproto import read_metadata_props, read_tensors
 
 from vad.core.errors import ModelFileError
-from vad.core.modelmeta import ModelMetadata, parse_metadata_props, weights_digest
+from vad.core.modelmeta import ModelMetadata, check_model_path, parse_metadata_props, weights_digest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,8 +74,7 @@ def verify_tensors(tensors: dict[str, np.ndarray], metadata: ModelMetadata, sour
 def load_model_file(path: str | Path) -> ModelFile:
     """Read, parse and verify the model file at ``path`` (see the module docstring)."""
     path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"model file not found: {path}")
+    check_model_path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:

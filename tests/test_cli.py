@@ -199,3 +199,11 @@ def test_listen_clip_that_cannot_be_written_is_a_clear_error(tmp_path, monkeypat
     assert cli.main(["listen", "--model", str(energy_model_path), "--record-speech", str(clips)]) == 2
     err = capsys.readouterr().err
     assert f"--record-speech: cannot write {clips}/speech-" in err and "(No space left on device)" in err
+
+
+def test_a_folder_given_as_model_or_output_file_is_named_as_a_folder(tmp_path, capsys):
+    assert cli.main(["info", str(tmp_path)]) == 2
+    assert f"{tmp_path}: is a folder, not a model file" in capsys.readouterr().err
+    # eval checks its outputs before evaluating anything (no audio is needed to get this error)
+    assert cli.main(["eval", str(tmp_path / "none.flac"), "--json", str(tmp_path)]) == 2
+    assert f"--json {tmp_path}: is a folder; give a file name" in capsys.readouterr().err

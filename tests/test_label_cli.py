@@ -227,7 +227,10 @@ def test_rerun_skips_existing_outputs_unless_overwrite(tmp_path, energy_model_pa
     assert out.stat().st_mode & 0o777 == 0o666 & ~mask  # an ordinary file, not a private temp file
     # ... but an output edited by hand since is not ours any more: skipped, and refused by --overwrite
     out.write_text("sentinel\n")
+    capsys.readouterr()
     assert cli("label", path, "--model", energy_model_path) == 0
+    assert ("1 skipped (output exists; --overwrite relabels all but 1 that vad label did not write, which are kept)"
+            in capsys.readouterr().err)
     assert cli("label", path, "--model", energy_model_path, "--overwrite") == 1
     assert out.read_text() == "sentinel\n"
     assert f"{path}: output {out} exists and vad label did not write it" in capsys.readouterr().err

@@ -26,6 +26,7 @@ from vad.core.errors import InvalidInputError
 from vad.core.postprocess import PostprocessConfig
 
 ENGINES = ("local", "ray")
+FOREIGN_OUTPUT = "the output exists and vad label did not write it: --overwrite keeps it too"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,7 +156,7 @@ def label_corpus(
             pending.append(Job(i, f, o))
             continue
         if not overwrite:
-            outcomes[i] = FileOutcome(f, o, SKIPPED)
+            outcomes[i] = FileOutcome(f, o, SKIPPED, "" if ledger.wrote(o) else FOREIGN_OUTPUT)
         elif ledger.wrote(o):
             pending.append(Job(i, f, o))
             continue

@@ -26,7 +26,8 @@ class FileOutcome:
     Attributes:
         path: the input; output: its label file.
         status: "written", "skipped" (output existed) or "failed".
-        error: the reason when failed.
+        error: the reason when failed; when skipped, why ``--overwrite`` keeps the output too
+            (``label_batch.FOREIGN_OUTPUT``: vad label did not write it), else "".
         duration_s: audio length (0 when skipped or failed).
         n_segments: speech segments found.
         speech_s: total speech.

@@ -253,9 +253,18 @@ def parse_metadata_props(props: Mapping[str, str], source: str = "model") -> Mod
     if version < FIRST_RAW_AUDIO_SCHEMA:
         raise ModelFileError(
             f"{source}: metadata schema {version} is the old log-mel-input model format; convert it to the "
-            f"raw-audio format this build runs: vad export {source} -o NEW.onnx"
+            f"raw-audio format this build runs: vad export {source} -o NEW.onnx (needs the train extra: "
+            f"pip install 'learned-width-vad[train]')"
         )
     return ModelMetadata.from_dict(data, source=source, from_file=True)
+
+
+def check_model_path(path: Path) -> None:
+    """ModelFileError unless ``path`` is an existing regular file (a folder is named as one)."""
+    if path.is_dir():
+        raise ModelFileError(f"{path}: is a folder, not a model file (give the .onnx file)")
+    if not path.is_file():
+        raise ModelFileError(f"model file not found: {path}")
 
 
 def read_model_metadata(path: str | Path) -> ModelMetadata:
@@ -266,8 +275,7 @@ def read_model_metadata(path: str | Path) -> ModelMetadata:
     import onnxruntime as ort
 
     path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"model file not found: {path}")
+    check_model_path(path)
     try:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1

@@ -157,19 +157,21 @@ def run(args) -> int:
 
 
 def _print_summary(summary) -> None:
-    from vad.apps.labeling import FAILED
+    from vad.apps.labeling import FAILED, SKIPPED
 
     audio_h = summary.audio_s / 3600
     rtf = summary.audio_s / summary.wall_s if summary.wall_s > 0 else 0.0
     skipped = f"{summary.skipped} skipped"
     if summary.skipped:
-        skipped += " (output exists; --overwrite relabels)"
+        foreign = sum(o.status == SKIPPED and bool(o.error) for o in summary.outcomes)
+        skipped += " (output exists; --overwrite relabels" + (
+            f" all but {foreign} that vad label did not write, which are kept)" if foreign else ")")
     parts = [f"{summary.written} labeled", skipped, f"{summary.failed} failed"]
     jobs = summary.workers
     how = f"{jobs} job{'s' if jobs != 1 else ''}" + (" on Ray" if summary.engine == "ray" else "")
     print(
         f"vad label: {', '.join(parts)}; {audio_h:.3f} h of audio in {summary.wall_s:.1f} s "
-        f"({rtf:,.0f}x real time, {how})",
+        f"({rtf:,.{0 if rtf >= 10 else 2}f}x real time, {how})",
         file=sys.stderr,
     )
     failed = [o for o in summary.outcomes if o.status == FAILED]
