@@ -43,7 +43,7 @@ raises ModelFileError otherwise. The kernels release the GIL (``nogil=True``).
 
 from __future__ import annotations
 
-import os
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -63,6 +63,7 @@ from vad.runtime.packed import (
     region_i64_2d,
 )
 
+from vad.core import features as _features
 from vad.core import postprocess as _postprocess
 from vad.core.errors import ModelFileError
 from vad.core.features import MAX_FLOAT_SAMPLE_MAGNITUDE, FeatureSpec, pcm_scale
@@ -77,23 +78,6 @@ from vad.core.postprocess import (
     tracker_push,
     tracker_reset,
 )
-
-
-def _keep_cache_in_step() -> None:
-    """numba's on-disk cache checks a kernel against its own file's timestamp only, but the kernels
-    here compile in code from these modules: when one of them is newer, touch this file so that
-    numba recompiles instead of running stale machine code (development edits; an install writes
-    every file anyway)."""
-    own = Path(__file__)
-    newest = max(Path(module.__file__).stat().st_mtime for module in (_frontend, _packed, _postprocess))
-    if newest > own.stat().st_mtime:
-        try:
-            os.utime(own)
-        except OSError:  # a read-only install: its files are written together, nothing can be stale
-            pass
-
-
-_keep_cache_in_step()
 
 LANES = 8  # layer widths are padded to a multiple of this (one 256-bit vector of float32)
 NET_BLOCK_FRAMES = 32  # frames whose non-recurrent layers run as one matrix product
@@ -727,3 +711,45 @@ class NumbaBackend:
             r = self.step(raw, INPUT_FLOAT32, self.packed.buffer, state.buffer)
             out.append(probs[: r & _FRAMES_MASK].copy())
         return (out[0] if len(out) == 1 else np.concatenate(out)), state
+
+
+# --- numba's cache and the modules compiled into these kernels ------------------------------------
+_KERNEL_SOURCES = (_frontend, _packed, _postprocess, _features)  # their code and constants compile in
+_SOURCES_DIGEST_FILE = "network.kernel-sources.sha256"
+
+
+def kernel_sources_digest() -> str:
+    """SHA-256 over the source files whose code and constants this module's kernels compile in."""
+    digest = hashlib.sha256()
+    for module in _KERNEL_SOURCES:
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()
+
+
+def _drop_stale_kernels() -> None:
+    """numba's on-disk cache keys a kernel on the contents of its own file only (numba >= 0.61 hashes
+    them), but these kernels compile in code from ``_KERNEL_SOURCES``: after an edit there, or an
+    upgrade that leaves the old cache files behind, the cached machine code would be stale. A digest
+    of those files is kept beside the cache; when it differs, this module's cached kernels are
+    flushed, so they compile afresh (once) instead of running old code."""
+    from numba.core.dispatcher import Dispatcher
+
+    from vad.core.atomicfile import atomic_write_text
+
+    kernels = [k for k in globals().values() if isinstance(k, Dispatcher) and getattr(k, "_cache", None) is not None]
+    folder = next((k._cache.cache_path for k in kernels if getattr(k._cache, "cache_path", None)), None)
+    if folder is None:  # caching unavailable (e.g. no writable cache folder): nothing is reused
+        return
+    marker = Path(folder) / _SOURCES_DIGEST_FILE
+    digest = kernel_sources_digest()
+    try:
+        if marker.is_file() and marker.read_text(encoding="utf-8").strip() == digest:
+            return
+        for kernel in kernels:
+            kernel._cache.flush()
+        atomic_write_text(marker, digest + "\n")
+    except OSError:  # a read-only cache: nothing can be written there, so nothing stale is loaded from it
+        pass
+
+
+_drop_stale_kernels()

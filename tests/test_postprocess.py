@@ -67,6 +67,17 @@ def test_max_speech_splits_at_lowest_probability():
     assert all(s.end_frame - s.start_frame <= 5 for s in segs)
 
 
+def test_max_speech_parts_are_at_least_min_speech_long():
+    # the lowest frame right after the start (0.31 at frame 2) is no cut: a part is >= min_speech (3 frames)
+    p = [0.0] + [0.9, 0.31, 0.9, 0.9, 0.5, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9] + [0.0] * 3
+    segs = segments_from_probabilities(np.array(p), HOP_S, cfg(max_speech_s=0.06, min_speech_ms=30))
+    assert [(s.start_frame, s.end_frame) for s in segs] == [(1, 5), (5, 8), (8, 13)]  # ties: the earliest
+    assert all(s.end_frame - s.start_frame >= 3 for s in segs[:-1])
+    # min_speech above max_speech: parts of exactly max_speech
+    segs = segments_from_probabilities(np.array(p), HOP_S, cfg(max_speech_s=0.04, min_speech_ms=60))
+    assert [(s.start_frame, s.end_frame) for s in segs] == [(1, 5), (5, 9), (9, 13)]
+
+
 def test_mean_probability_over_detected_frames():
     p = [0.0, 0.6, 0.8, 0.4, 0.0, 0.0, 0.0]
     (seg,) = segments_from_probabilities(np.array(p), HOP_S, cfg(speech_pad_ms=10))

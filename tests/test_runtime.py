@@ -580,3 +580,27 @@ def test_dev_set_matches_the_reference_path(shared_data):
         ], path.name
         n_segments += len(segments)
     assert n_segments > 100
+
+
+def test_cached_kernels_are_flushed_when_a_module_compiled_into_them_changes(tmp_path, monkeypatch):
+    """numba keys a cached kernel on its own file's contents only; network.py's kernels also compile
+    in frontend/packed/postprocess/features code, so a digest of those decides whether the cache is
+    reused (here with flush counted, not done: the real cache stays warm for the other tests)."""
+    from vad.runtime import network
+
+    kernel = network.stream_chunk
+    flushed = []
+    monkeypatch.setattr(type(kernel._cache), "flush", lambda self: flushed.append(self))
+    marker = Path(kernel._cache.cache_path) / network._SOURCES_DIGEST_FILE
+    saved = marker.read_text() if marker.is_file() else None
+    try:
+        marker.write_text("a digest of other sources\n")
+        network._drop_stale_kernels()
+        assert marker.read_text().strip() == network.kernel_sources_digest()
+        assert kernel._cache in flushed and len(flushed) >= 10  # every cached kernel of the module
+        flushed.clear()
+        network._drop_stale_kernels()  # the digest matches now: nothing is flushed
+        assert flushed == []
+    finally:
+        if saved is not None:
+            marker.write_text(saved)

@@ -104,8 +104,10 @@ export class SegmentTracker {
     const buf = this.buffer;
     const length = this.lastActive + 1 - this.start;
     const stop = Math.min(length, this.maxSpeechFrames + 1); // the first part is at most max_speech long
-    let cut = 1; // argmin of buf[1:stop], the earliest on ties
-    for (let k = 2; k < stop; k++) if (buf[k] < buf[cut]) cut = k;
+    // argmin of buf[lo:stop], the earliest on ties; lo: the first part is at least min_speech long where max_speech allows
+    const lo = Math.min(this.minSpeechFrames, stop - 1);
+    let cut = lo;
+    for (let k = lo + 1; k < stop; k++) if (buf[k] < buf[cut]) cut = k;
     let first = 0.0;
     for (let k = 0; k < cut; k++) first += buf[k];
     const at = this.start + cut;

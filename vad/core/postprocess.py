@@ -16,9 +16,11 @@ Rules, in frames of the model (durations in the config are converted with
 3. Minimum speech: a detected segment shorter than ``min_speech`` frames is dropped
    (judged on the whole detected segment, before any split).
 4. Maximum speech (``max_speech_s > 0``): whenever the detected segment gets longer than
-   ``max_speech`` frames, it is split at its lowest-probability frame after its first frame
-   (the earliest such frame on ties): the first part ends there and the second starts there.
-   The parts are adjacent (no padding between them); each is at most ``max_speech`` long.
+   ``max_speech`` frames, it is split at its lowest-probability frame at least ``min_speech``
+   frames (and at least one) after its start, and at most ``max_speech`` (the earliest such
+   frame on ties): the first part ends there and the second starts there. The parts are
+   adjacent (no padding between them); each is at most ``max_speech`` long, and each but the
+   last at least ``min(min_speech, max_speech)``.
 5. Padding: each segment is widened by ``speech_pad`` frames on both sides, clipped to the
    stream (frame 0 and the last frame) and to its neighbours: when two segments' paddings
    would overlap, the boundary is the midpoint of the gap, ``end + gap // 2``.
@@ -209,13 +211,13 @@ def _confirm(ti, tf, ev_i, ev_f, ne):
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _split(ti, tf, buf, ev_i, ev_f, ne):
-    """Split the open segment at its lowest-probability frame after the first (earliest on ties)."""
+    """Split the open segment at its lowest-probability frame from min_speech frames on (earliest on ties)."""
     start = ti[T_START]
     length = ti[T_LAST_ACTIVE] + 1 - start
     stop = min(length, ti[T_MAX_SPEECH] + 1)  # the first part is at most max_speech long
-    cut = 1
-    low = buf[1]
-    for k in range(2, stop):
+    cut = min(ti[T_MIN_SPEECH], stop - 1)  # ... and at least min_speech (>= 1) where max_speech allows
+    low = buf[cut]
+    for k in range(cut + 1, stop):
         if buf[k] < low:
             low = buf[k]
             cut = k
