@@ -604,3 +604,20 @@ def test_cached_kernels_are_flushed_when_a_module_compiled_into_them_changes(tmp
     finally:
         if saved is not None:
             marker.write_text(saved)
+
+
+def test_readme_embedding_example_runs_as_written(monkeypatch, capsys):
+    """README's "Embed it in your app" streaming example, verbatim, on the shipped demo recording."""
+    import re
+
+    from tests.conftest import REPO_ROOT
+
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Embed it in your app"):]
+    example = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    monkeypatch.chdir(REPO_ROOT)
+    exec(compile(example, "README.md", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    kinds = [line.split()[0] for line in lines]
+    assert kinds and kinds == ["start", "end"] * (len(kinds) // 2)
+    assert any(line.startswith("end 1.73 ") for line in lines)  # the demo's first sentence, 1.73-8.41 s
