@@ -748,7 +748,7 @@ def _drop_stale_kernels() -> None:
         for kernel in kernels:
             kernel._cache.flush()
         atomic_write_text(marker, digest + "\n")
-    except OSError:  # a read-only cache: nothing can be written there, so nothing stale is loaded from it
+    except OSError:  # a cache folder this process cannot write: nothing to flush or record from here
         pass
 
 

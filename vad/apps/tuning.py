@@ -29,7 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from vad.apps.evaluation import FRAME_HOP_S, FRAME_HOP_SAMPLES, EvalItem, ModelSystem, load_eval_audio
+from vad.apps.evaluation import (
+    EVAL_SAMPLE_RATE_HZ,
+    FRAME_HOP_S,
+    FRAME_HOP_SAMPLES,
+    EvalItem,
+    ModelSystem,
+    load_eval_audio,
+)
 from vad.core.errors import InvalidInputError
 from vad.core.labelfiles import Segment, read_reference, segments_to_frames
 from vad.core.postprocess import PostprocessConfig, segments_from_probabilities
@@ -106,7 +113,7 @@ def tune_postprocess(model: str | os.PathLike | None, items: Sequence[EvalItem],
             on_file(i, len(items), item)
         audio = load_eval_audio(item.audio_path)
         n_frames = audio.size // FRAME_HOP_SAMPLES
-        reference = read_reference(item.label_path, n_frames * FRAME_HOP_S)
+        reference = read_reference(item.label_path, audio.size / EVAL_SAMPLE_RATE_HZ)  # as vad eval
         scored.append((system.score(audio).scores, segments_to_frames(reference, n_frames, FRAME_HOP_S)))
 
     free_files = [probs for probs, ref in scored if ref.size and not ref.any()]

@@ -92,6 +92,6 @@ def run(args) -> int:
         from vad.core.atomicfile import atomic_write_text
 
         atomic_write_text(args.json, json.dumps({"rows": rows, "seconds": args.seconds, "chunks_ms": list(chunks_ms),
-                                           "audio": args.audio}, indent=2))
+                                                 "audio": args.audio}, indent=2))
     failed = [r for r in rows if "error" in r and r["name"].split(":")[0] in ("ours", "batch")]
     return 1 if failed else 0
