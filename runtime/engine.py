@@ -22,6 +22,11 @@ Files: ``process_signal`` (a whole signal) or ``process`` on consecutive blocks 
 network's non-recurrent layers as matrix products over blocks of frames and only the GRU frame
 by frame, with the same probabilities and events as any other chunking (tested).
 
+Start of a stream: the network is primed on the stream's first hop before its first frame
+(``vad.core.priming``; ``prime=False`` runs from the zero state), by the fused step itself or,
+with onnxruntime, by one graph run on the pre-roll; nothing waits and frame numbers are the
+stream's own.
+
 Timing: every frame ``i`` of the model covers model-rate samples ``[i*hop, (i+1)*hop)``;
 positions are mapped back to the input stream's sample positions (nearest sample of
 ``t * input_rate / model_rate``) and converted to seconds only on output.
@@ -50,6 +55,7 @@ from vad.core.postprocess import (
     TrackerState,
     events_from_arrays,
 )
+from vad.core.priming import PRIME_OPENING_HOPS, prime_samples
 
 # (vad.runtime.network and .frontend are imported only when the numba backend runs: an
 # onnxruntime-only install has no numba)
@@ -58,7 +64,7 @@ from vad.core.postprocess import (
 # frame as soon as it is complete (no per-call overhead to amortize); onnxruntime costs tens of
 # microseconds per call, so it gets 16-frame blocks (160 ms latency); see `vad bench`.
 # Chunk length process_signal feeds a whole signal in: within one compiled call's limit
-# ((MAX_CALL_FRAMES - 1) hops) at the model rate, so each chunk is one call.
+# (MAX_CHUNK_HOPS hops) at the model rate, so each chunk is one call.
 SIGNAL_CHUNK_SECONDS = 10.0
 
 DEFAULT_BLOCK_FRAMES = {"numba": 1, "onnxruntime": 16}
@@ -165,6 +171,10 @@ class StreamingVAD:
             has no per-call overhead to amortize: it returns every frame as soon as it is
             complete, whatever ``block_frames`` says.
         intra_op_threads, backend: passed to ``VADModel`` when ``model`` is a path/None.
+        prime: prime the network on the stream's opening (its first ``PRIME_OPENING_HOPS``
+            hops) before its first frame (True, the default; ``vad.core.priming``: no false climb
+            from the zero state at the start of a stream; the first probabilities come that much
+            later, once), after every ``reset`` too; False starts each stream from the zero state.
 
     Attributes:
         model, sample_rate, config (the PostprocessConfig in use), frames_processed,
@@ -181,6 +191,7 @@ class StreamingVAD:
         block_frames: int | None = None,
         intra_op_threads: int = 1,
         backend: str = DEFAULT_BACKEND,
+        prime: bool = True,
     ):
         from vad.core.audio import StreamResampler
 
@@ -189,6 +200,9 @@ class StreamingVAD:
             isinstance(block_frames, bool) or not isinstance(block_frames, (int, np.integer)) or block_frames < 1
         ):
             raise InvalidInputError(f"block_frames={block_frames!r}: must be None or an integer >= 1")
+        if not isinstance(prime, (bool, np.bool_)):
+            raise InvalidInputError(f"prime={prime!r}: must be True or False")
+        self.prime = bool(prime)
         if not isinstance(model, VADModel):
             model = VADModel(model, intra_op_threads=intra_op_threads, backend=backend)
         self.block_frames = int(block_frames) if block_frames is not None else DEFAULT_BLOCK_FRAMES[model.backend]
@@ -217,11 +231,12 @@ class StreamingVAD:
         backend = model.numba_backend
         if backend is not None:
             from vad.runtime.frontend import validate_samples
-            from vad.runtime.network import MAX_CALL_FRAMES
+            from vad.runtime.network import MAX_CHUNK_HOPS
 
-            self._fused = _FusedStep(backend, TrackerState(self.config, spec.hop_s))
+            self._fused = _FusedStep(backend, TrackerState(self.config, spec.hop_s),
+                                     PRIME_OPENING_HOPS if self.prime else 0)
             self._validate_samples = validate_samples  # bound once, not imported per chunk
-            self._max_chunk = (MAX_CALL_FRAMES - 1) * self._hop  # model-rate samples per fused call
+            self._max_chunk = MAX_CHUNK_HOPS * self._hop  # model-rate samples per fused call
         else:
             self._fused = None
             # samples not yet run: < one block of block_frames hops
@@ -239,6 +254,7 @@ class StreamingVAD:
             self._tracker.reset()
             self._state = self.model.initial_state()
             self._n_pending = 0
+            self._opening = [] if self.prime else None  # the held-back opening until _infer primes the stream
         self.frames_processed = 0
         self.samples_received = 0
         self._flushed = False
@@ -277,6 +293,10 @@ class StreamingVAD:
         final); keep the rest pending (dropped when final: a partial hop yields no frame). Returns
         the probabilities."""
         block = self.block_frames * self._hop
+        if self._opening is not None:
+            samples = self._prime_on_opening(samples, final)
+            if samples is None:
+                return _EMPTY_F32
         if not self._n_pending and samples.shape[0] == block:  # the common live case: one block arrived
             probs, self._state = self.model.run(samples, self._state)
             return probs
@@ -298,6 +318,21 @@ class StreamingVAD:
         if not out:
             return _EMPTY_F32
         return out[0] if len(out) == 1 else np.concatenate(out)
+
+    def _prime_on_opening(self, samples: np.ndarray, final: bool) -> np.ndarray | None:
+        """onnxruntime: hold samples back until the stream's opening is complete (or the stream
+        ends), then prime the state on it (``vad.core.priming``) and return everything held, to
+        run as the stream's first samples; None while still holding."""
+        self._opening.append(samples)
+        held = sum(x.shape[0] for x in self._opening)
+        if held < PRIME_OPENING_HOPS * self._hop and not final:
+            return None
+        samples = self._opening[0] if len(self._opening) == 1 else np.concatenate(self._opening)
+        self._opening = None
+        if held >= self._hop:
+            opening = samples[: PRIME_OPENING_HOPS * self._hop]
+            _probs, self._state = self.model.run(prime_samples(opening, self._hop), self._state)  # dropped
+        return samples
 
     def _result(self, probs: np.ndarray, events: list[SegmentEvent]) -> StreamResult:
         first = self.frames_processed
@@ -377,7 +412,10 @@ class StreamingVAD:
                 probs, events = self._run_fused(self._resampler.flush())
             else:
                 probs, events = _EMPTY_F32, []
-            events += self._fused.flush()
+            held, held_events, end_events = self._fused.flush()  # a stream shorter than its opening runs now
+            if held.shape[0]:
+                probs = np.concatenate([probs, held])
+            events += held_events + end_events
         else:
             rest = _EMPTY_F32 if self._resampler is None else self._resampler.flush()
             probs = self._infer(rest, final=True)
@@ -421,14 +459,14 @@ class StreamingVAD:
 class _FusedStep:
     """One stream's packed state for ``vad.runtime.network.stream_chunk`` and its outputs as Python objects."""
 
-    def __init__(self, backend, tracker: TrackerState):
+    def __init__(self, backend, tracker: TrackerState, prime_hops: int):
         from vad.runtime.network import INPUT_CODES, INPUT_INT16, S_EV_F, S_EV_I, S_PROBS, compiled_entry
 
         self.step = backend.step  # the compiled per-chunk kernel, looked up once (not per call)
         self.codes = dict(INPUT_CODES)  # dtype -> the kernel's sample code
         self.model = backend.packed.buffer
         self.kind = backend.kind  # the FFT's spectrum type, for vad bench --breakdown's breakdown_chunks
-        self._packed = backend.new_stream_state(tracker)
+        self._packed = backend.new_stream_state(tracker, prime_hops)
         self.state = self._packed.buffer
         self.probs = self._packed.view(S_PROBS)
         self.heads = [self.probs[:n] for n in range(_HEAD_VIEWS)]  # probs[:n] made once: a slice per call costs ~0.15 us
@@ -448,7 +486,7 @@ class _FusedStep:
         return events_from_arrays(self._ev_i, self._ev_f, n)
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, list[SegmentEvent]]:
-        """x: validated C-contiguous, aligned samples of a compiled dtype, at most (MAX_CALL_FRAMES - 1) * hop long."""
+        """x: validated C-contiguous, aligned samples of a compiled dtype, at most MAX_CHUNK_HOPS * hop long."""
         code = self.codes[x.dtype]
         r = self.step(x if code == _RAW_CODE else x.view(np.int16), code, self.model, self.state)
         if r < 0:
@@ -456,11 +494,18 @@ class _FusedStep:
         n = r & _FRAMES_MASK
         return self.probs[:n].copy(), self.events(r >> _EVENTS_SHIFT) if r > _FRAMES_MASK else []
 
-    def flush(self) -> list[SegmentEvent]:
-        from vad.runtime.network import stream_flush
+    def flush(self) -> tuple[np.ndarray, list[SegmentEvent], list[SegmentEvent]]:
+        """End of stream: the frames and events of an opening still held back for priming (the
+        stream is primed on its whole hops), then the post-processing's closing events."""
+        from vad.runtime.network import I_PRIME, I_RELEASE, S_INTS, stream_flush
 
+        probs, events = _EMPTY_F32, []
+        ints = self._packed.view(S_INTS)
+        if ints[I_PRIME] > 0:
+            ints[I_RELEASE] = 1
+            probs, events = self.run(_EMPTY_F32)
         n = stream_flush(self.state)
-        return self.events(n) if n else []
+        return probs, events, self.events(n) if n else []
 
 
 _EVENTS_SHIFT = 32

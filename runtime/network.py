@@ -65,6 +65,7 @@ from vad.runtime.packed import (
 
 from vad.core import features as _features
 from vad.core import postprocess as _postprocess
+from vad.core import priming as _priming
 from vad.core.errors import ModelFileError
 from vad.core.features import MAX_FLOAT_SAMPLE_MAGNITUDE, FeatureSpec, pcm_scale
 from vad.core.modelmeta import ARCHITECTURE_NAME
@@ -78,10 +79,14 @@ from vad.core.postprocess import (
     tracker_push,
     tracker_reset,
 )
+from vad.core.priming import MAX_OPENING_HOPS, PRIME_HOPS
 
 LANES = 8  # layer widths are padded to a multiple of this (one 256-bit vector of float32)
 NET_BLOCK_FRAMES = 32  # frames whose non-recurrent layers run as one matrix product
-MAX_CALL_FRAMES = 1024  # frames one stream_chunk call may complete (the engine splits longer chunks)
+MAX_CHUNK_HOPS = 1023  # hops one stream_chunk call takes (the engine splits longer chunks)
+# frames one call may complete: its hops, the partial hop before them and the opening a stream
+# holds back until it is primed (vad.core.priming)
+MAX_CALL_FRAMES = MAX_CHUNK_HOPS + 1 + MAX_OPENING_HOPS
 STAGE_SAMPLES = 4096  # input samples converted to float64 at a time inside stream_chunk
 _WEIGHTS = (
     "inp.weight", "inp.bias", "dw.weight", "dw.bias", "pw.weight", "pw.bias",
@@ -267,10 +272,14 @@ F_LOG_FLOOR, F_B_OUT, F_PCM_SCALE = range(3)  # F_PCM_SCALE + INPUT_*: the scale
 _N_FLOATS = F_PCM_SCALE + 4
 # stream state: regions
 (S_INTS, S_BUF, S_STAGE, S_FFT_A, S_FFT_B, S_SPECTRUM, S_AXES, S_POWER, S_MEL, S_FEATS, S_A, S_Y, S_Z, S_GI, S_GH, S_H,
- S_RING, S_PROBS, S_TI, S_TF, S_TBUF, S_EV_I, S_EV_F) = range(23)
-# stream state: S_INTS entries
-I_POS, I_HEAD, I_NFEAT_PENDING, I_NPROBS, I_NEVENTS, I_UPTO = range(6)
-_N_STATE_INTS = 6
+ S_RING, S_PROBS, S_TI, S_TF, S_TBUF, S_EV_I, S_EV_F, S_OPENING) = range(24)
+_N_STATE_REGIONS = 24
+# stream state: S_INTS entries. Priming (vad.core.priming): I_PRIME_LEN samples of the stream's
+# opening to prime on (0: streams are not primed); I_PRIME the samples of it held back so far in
+# S_OPENING (-1 once the stream is primed, or when it is not to be); I_RELEASE: end of stream, prime
+# on the whole hops held even if fewer than I_PRIME_LEN (set by the engine's flush)
+I_POS, I_HEAD, I_NFEAT_PENDING, I_NPROBS, I_NEVENTS, I_UPTO, I_PRIME, I_PRIME_LEN, I_RELEASE = range(9)
+_N_STATE_INTS = 9
 EVENT_CAPACITY = EVENTS_PER_FRAME * MAX_CALL_FRAMES + EVENTS_SLACK
 
 
@@ -390,11 +399,15 @@ def pack_model(spec: FeatureSpec, weights: NetworkWeights) -> PackedArrays:
     return packed
 
 
-def pack_stream_state(spec: FeatureSpec, weights: NetworkWeights, tracker: TrackerState) -> PackedArrays:
-    """A fresh stream's state and scratch (call ``reset_stream`` before use)."""
+def pack_stream_state(spec: FeatureSpec, weights: NetworkWeights, tracker: TrackerState,
+                      prime_hops: int = 0) -> PackedArrays:
+    """A fresh stream's state and scratch (call ``reset_stream`` before use); ``prime_hops`` > 0:
+    each stream (after every reset) is primed on its first ``prime_hops`` hops (``vad.core.priming``)."""
+    if not 0 <= prime_hops <= MAX_OPENING_HOPS:
+        raise ValueError(f"prime_hops={prime_hops}: must be 0..{MAX_OPENING_HOPS}")
     w = weights
     fast = spec.n_fft == 512
-    regions = [None] * 23
+    regions = [None] * _N_STATE_REGIONS
     regions[S_INTS] = (np.int64, (_N_STATE_INTS,))
     regions[S_BUF] = (np.float64, (spec.n_fft,))
     regions[S_STAGE] = (np.float64, (STAGE_SAMPLES,))
@@ -418,8 +431,10 @@ def pack_stream_state(spec: FeatureSpec, weights: NetworkWeights, tracker: Track
     regions[S_TBUF] = (np.float64, tracker.buf.shape)
     regions[S_EV_I] = (np.int64, (EVENT_CAPACITY, 3))
     regions[S_EV_F] = (np.float64, (EVENT_CAPACITY,))
+    regions[S_OPENING] = (np.float64, (max(prime_hops, 1) * spec.hop_length_samples,))
     packed = PackedArrays(regions)
     packed.view(S_INTS)[I_UPTO] = STAGE_ALL
+    packed.view(S_INTS)[I_PRIME_LEN] = prime_hops * spec.hop_length_samples
     packed.set(S_TI, tracker.ti)
     packed.set(S_TF, tracker.tf)
     return packed
@@ -520,6 +535,42 @@ def _stage_step(model, state, n, kind):
     ints[I_NPROBS] = n_out
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def _prime(model, state, kind):
+    """Prime the stream on its opening (the I_PRIME samples held back in S_OPENING, scaled): the
+    front end and the network run on ``vad.core.priming.prime_samples`` of its whole hops, built
+    here piece by piece in S_STAGE (the opening mirrored backwards from the stream's start), their
+    probabilities dropped and no post-processing; then the held samples run as the stream's first
+    (their frames from S_PROBS[0])."""
+    hop = region_i64(model, M_DIMS)[D_HOP]
+    ints = region_i64(state, S_INTS)
+    stage = region_f64(state, S_STAGE)
+    opening = region_f64(state, S_OPENING)
+    held = ints[I_PRIME]
+    length = held - held % hop
+    own = ints[I_UPTO]
+    ints[I_UPTO] = min(own, STAGE_NETWORK)
+    total = PRIME_HOPS * hop
+    piece = max(hop, STAGE_SAMPLES - STAGE_SAMPLES % hop)  # whole hops (S_STAGE holds STAGE_SAMPLES)
+    j = 0
+    while j < total:
+        m = min(piece, total - j)
+        for t in range(m):
+            q = (total - 1 - j - t) % (2 * length)  # distance before the stream's start, mirrored
+            stage[t] = opening[q] if q < length else opening[2 * length - 1 - q]
+        _stage_step(model, state, m, kind)
+        ints[I_NPROBS] = 0  # the pre-roll's probabilities are dropped
+        j += m
+    ints[I_UPTO] = own
+    ints[I_PRIME] = -1
+    j = 0
+    while j < held:  # S_OPENING may be longer than S_STAGE
+        m = min(STAGE_SAMPLES, held - j)
+        stage[:m] = opening[j:j + m]
+        _stage_step(model, state, m, kind)
+        j += m
+
+
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _consume(x, scale, model, state, kind):
     """x (times scale) through ``_stage_step`` up to the stage in S_INTS[I_UPTO], STAGE_SAMPLES at a
@@ -530,6 +581,14 @@ def _consume(x, scale, model, state, kind):
     stage = region_f64(state, S_STAGE)
     n = x.size
     i = 0
+    have = ints[I_PRIME]
+    if have >= 0:  # the stream's opening: held back until complete (or released), then the stream is primed
+        i = min(ints[I_PRIME_LEN] - have, n)
+        copy_scaled(x, 0, region_f64(state, S_OPENING), have, i, scale)
+        have += i
+        ints[I_PRIME] = have
+        if have == ints[I_PRIME_LEN] or (ints[I_RELEASE] and have >= region_i64(model, M_DIMS)[D_HOP]):
+            _prime(model, state, kind)
     while i < n:
         m = min(STAGE_SAMPLES, n - i)
         copy_scaled(x, i, stage, 0, m, scale)
@@ -558,7 +617,7 @@ def _chunk(raw, code, model, state, kind):
     itemsize = _INPUT_ITEMSIZE[code]
     n = raw.size  # (numpy calls arrays of size <= 1 contiguous whatever their strides; an empty one may point anywhere)
     if (n > 1 and raw.strides[0] != 2) or (n > 0 and raw.ctypes.data % itemsize != 0) \
-            or n * 2 > (MAX_CALL_FRAMES - 1) * region_i64(model, M_DIMS)[D_HOP] * itemsize:
+            or n * 2 > MAX_CHUNK_HOPS * region_i64(model, M_DIMS)[D_HOP] * itemsize:
         return CHUNK_NOT_TAKEN
     scale = region_f64(model, M_FLOATS)[F_PCM_SCALE + code]
     ints = region_i64(state, S_INTS)
@@ -589,7 +648,7 @@ def stream_chunk(raw, code, model, state):
     is linked and optimised by LLVM, once.
 
     Returns CHUNK_NOT_TAKEN, nothing consumed, for a chunk that is strided, misaligned for its
-    dtype or longer than (MAX_CALL_FRAMES - 1) hops (the engine copies or splits it: these checks
+    dtype or longer than MAX_CHUNK_HOPS hops (the engine copies or splits it: these checks
     are here, not in Python, because the live path calls the compiled entry directly); -1 - i
     when float sample i breaks the sample contract (NaN/inf or beyond +-MAX_FLOAT_SAMPLE_MAGNITUDE;
     nothing consumed); else n_frames + n_events << 32: the probabilities of the completed frames
@@ -646,7 +705,8 @@ def stream_flush(state):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def reset_stream(model, state):
-    """Back to the start of a stream: zero left padding, zero network state, fresh post-processing."""
+    """Back to the start of a stream: zero left padding, zero network state, fresh post-processing,
+    and (when the state primes its streams) priming armed for the next first hop."""
     dims = region_i64(model, M_DIMS)
     region_f64(state, S_BUF)[:] = 0.0
     region_f32(state, S_RING)[:] = 0.0
@@ -655,6 +715,8 @@ def reset_stream(model, state):
     ints[I_POS] = dims[D_WIN] - dims[D_HOP]
     ints[I_HEAD] = 0
     ints[I_NFEAT_PENDING] = 0
+    ints[I_PRIME] = 0 if ints[I_PRIME_LEN] > 0 else -1
+    ints[I_RELEASE] = 0
     tracker_reset(region_i64(state, S_TI), region_f64(state, S_TF))
 
 
@@ -686,11 +748,14 @@ class NumbaBackend:
         # the FFT's spectrum type (_spectrum_in) and the stream_chunk compiled for it
         self.kind = SPECTRUM_RFFT if spectrum_array(self.spec).dtype == SPECTRUM_RFFT.dtype else SPECTRUM_FAST
         self.step = chunk_kernel(self.kind)
-        self._max_samples = (MAX_CALL_FRAMES - 1) * self.spec.hop_length_samples
+        self._max_samples = MAX_CHUNK_HOPS * self.spec.hop_length_samples
 
-    def new_stream_state(self, tracker: TrackerState) -> PackedArrays:
-        """A reset stream state for the fused step, with ``tracker``'s post-processing configuration."""
-        state = pack_stream_state(self.spec, self.weights, tracker)
+    def new_stream_state(self, tracker: TrackerState, prime_hops: int = 0) -> PackedArrays:
+        """A reset stream state for the fused step, with ``tracker``'s post-processing configuration;
+        ``prime_hops`` > 0: each stream is primed on its first ``prime_hops`` hops
+        (``vad.core.priming``; the backend contract's ``initial_state`` is not: it is the raw
+        graph's, as onnxruntime's)."""
+        state = pack_stream_state(self.spec, self.weights, tracker, prime_hops)
         reset_stream(self.packed.buffer, state.buffer)
         return state
 
@@ -714,7 +779,7 @@ class NumbaBackend:
 
 
 # --- numba's cache and the modules compiled into these kernels ------------------------------------
-_KERNEL_SOURCES = (_frontend, _packed, _postprocess, _features)  # their code and constants compile in
+_KERNEL_SOURCES = (_frontend, _packed, _postprocess, _features, _priming)  # their code and constants compile in
 _SOURCES_DIGEST_FILE = "network.kernel-sources.sha256"
 
 

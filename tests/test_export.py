@@ -178,7 +178,7 @@ def test_other_spec_exports_and_runs_in_both_backends(tmp_path):
     from vad.runtime.engine import StreamingVAD  # the fused streaming kernel with the generic FFT
 
     pcm = (audio * 32767).astype(np.int16)
-    stream = StreamingVAD(fast, spec.sample_rate_hz)
+    stream = StreamingVAD(fast, spec.sample_rate_hz, prime=False)  # the raw network, as fast.run
     probs = np.concatenate([stream.process(pcm[i : i + 200]).probabilities for i in range(0, pcm.size, 200)])
     np.testing.assert_array_equal(probs, fast.run(pcm / np.float32(32768), fast.initial_state())[0])
 

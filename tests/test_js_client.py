@@ -183,3 +183,20 @@ def test_model_card_javascript_example_runs(js_client):
     model = VADModel(MODEL, backend="onnxruntime")
     want, _ = model.run(np.zeros(16000, np.float32), model.initial_state())
     assert printed.shape == (100,) and np.max(np.abs(printed - want)) <= 5e-4 + 1e-4
+
+
+def test_js_priming_port_builds_the_python_pre_roll(js_client):
+    from vad.core import priming
+
+    driver = js_client / "priming_driver.mjs"
+    driver.write_text(
+        'import { PRIME_HOPS, PRIME_OPENING_HOPS, primeSamples } from "./priming.mjs";\n'
+        "const opening = Float32Array.from({ length: 3 * 160 + 7 }, (_, i) => Math.sin(i * 0.37) * (1 + i / 100));\n"
+        "console.log(JSON.stringify({ PRIME_HOPS, PRIME_OPENING_HOPS, opening: Array.from(opening),\n"
+        "  pre: Array.from(primeSamples(opening, 160)) }));\n")
+    run = subprocess.run(["node", str(driver)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    got = json.loads(run.stdout)
+    assert (got["PRIME_HOPS"], got["PRIME_OPENING_HOPS"]) == (priming.PRIME_HOPS, priming.PRIME_OPENING_HOPS)
+    want = priming.prime_samples(np.array(got["opening"], dtype=np.float32), 160)
+    np.testing.assert_array_equal(np.array(got["pre"], dtype=np.float32), want)

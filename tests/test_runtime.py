@@ -16,10 +16,12 @@ from tests.fixtures_models import energy_model_path  # noqa: F401
 from tests.runtime_models import random_model_path  # noqa: F401
 from vad.core.errors import InvalidInputError, ModelFileError, StreamStateError
 from vad.core.postprocess import PostprocessConfig, segments_from_probabilities
+from vad.core.priming import PRIME_HOPS, PRIME_OPENING_HOPS, prime_samples
 
 REPO = Path(__file__).resolve().parents[1]
 RATE = 16000
 HOP = 160
+OPENING = PRIME_OPENING_HOPS * HOP  # samples a stream holds back until it is primed (vad.core.priming)
 # small durations so a few seconds of test audio give many segments
 FAST_PP = dict(min_speech_ms=50, min_silence_ms=60, speech_pad_ms=40)
 
@@ -290,7 +292,7 @@ def test_bad_input_leaves_the_stream_valid(energy_model):
     with pytest.raises(StreamStateError):
         vad.flush()
     vad.reset()
-    assert vad.process(audio[:1600]).probabilities.size == 10
+    assert vad.process(audio[: OPENING + 1600]).probabilities.size == PRIME_OPENING_HOPS + 10
 
 
 def test_tiny_chunks_and_options(energy_model):
@@ -299,7 +301,11 @@ def test_tiny_chunks_and_options(energy_model):
     vad = StreamingVAD(energy_model, RATE)
     assert vad.process(np.zeros(0, np.int16)).probabilities.size == 0
     assert vad.process(np.zeros(1, np.float32)).probabilities.size == 0
-    assert vad.process(np.zeros(159, np.float32)).frame_indices.tolist() == [0]
+    assert vad.process(np.zeros(159, np.float32)).probabilities.size == 0  # the opening is held back (priming)
+    assert vad.process(np.zeros(OPENING - 160, np.int16)).frame_indices.tolist() == list(range(PRIME_OPENING_HOPS))
+    assert vad.process(np.zeros(160, np.int16)).frame_indices.tolist() == [PRIME_OPENING_HOPS]
+    cold = StreamingVAD(energy_model, RATE, prime=False)
+    assert cold.process(np.zeros(160, np.float32)).frame_indices.tolist() == [0]
     assert vad.config == energy_model.metadata.postprocess
     assert StreamingVAD(energy_model, RATE, postprocess={"onset_threshold": 0.9}).config.onset_threshold == 0.9
     with pytest.raises(InvalidInputError, match="unknown"):
@@ -354,7 +360,7 @@ def test_runtime_imports_and_runs_without_torch(random_model_path):  # noqa: F81
     code = (
         "import sys; sys.modules['torch'] = None; import numpy as np; import vad.runtime; "
         f"v = vad.runtime.StreamingVAD({str(random_model_path)!r}); "
-        "r = v.process(np.zeros(1600, np.int16)); assert r.probabilities.size == 10; "
+        f"r = v.process(np.zeros({OPENING + 1600}, np.int16)); assert r.probabilities.size == {PRIME_OPENING_HOPS + 10}; "
         "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
@@ -553,7 +559,8 @@ def test_dev_set_matches_the_reference_path(shared_data):
     """Every dev file through the engine (the fused numba step, 10 s calls) against the reference
     backend (the model file's raw-audio graph in onnxruntime, one call per file). Probabilities
     agree to 1e-5 and the segments equal the shared post-processing of the reference
-    probabilities."""
+    probabilities. The engine primes its streams, so the reference runs on the pre-roll first
+    (``vad.core.priming``), its probabilities dropped."""
     from vad.runtime.engine import StreamingVAD
     from vad.runtime.model import DEFAULT_MODEL_NAME, VADModel
 
@@ -570,7 +577,8 @@ def test_dev_set_matches_the_reference_path(shared_data):
     for path in files:
         audio, _ = load_audio(path, reference.spec.sample_rate_hz)
         whole = np.ascontiguousarray(audio[: audio.size // HOP * HOP], dtype=np.float32)
-        expected, _ = reference.run(whole, reference.initial_state())
+        primed = np.concatenate([prime_samples(whole[:OPENING], HOP), whole])  # a primed stream, by definition
+        expected = reference.run(primed, reference.initial_state())[0][PRIME_HOPS:]
         got = StreamingVAD(fused, reference.spec.sample_rate_hz).process_signal(audio)
         assert np.max(np.abs(got.probabilities - expected), initial=0.0) <= 1e-5, path.name
         segments = segments_from_probabilities(expected, reference.spec.hop_s, fused.metadata.postprocess)
@@ -620,4 +628,4 @@ def test_readme_embedding_example_runs_as_written(monkeypatch, capsys):
     lines = capsys.readouterr().out.splitlines()
     kinds = [line.split()[0] for line in lines]
     assert kinds and kinds == ["start", "end"] * (len(kinds) // 2)
-    assert any(line.startswith("end 1.73 ") for line in lines)  # the demo's first sentence, 1.73-8.41 s
+    assert lines[1].startswith("end 1.7")  # the demo's first sentence, 1.74-8.41 s, is its first segment

@@ -8,7 +8,8 @@
 //
 // The model takes raw float32 samples at its rate (16 kHz) plus explicit state and returns one
 // probability per 10 ms hop (models/README.md): this program only reads the WAV, feeds one hop
-// per call, carries the state and runs postprocess.mjs (a port of vad/core/postprocess.py).
+// per call, carries the state and runs postprocess.mjs (a port of vad/core/postprocess.py). It
+// primes the stream first, as the Python runtime does (priming.mjs, a port of vad/core/priming.py).
 // Text output: one line per segment as soon as the stream has completed it. --json: one JSON
 // object at the end ({"segments": [...], "probabilities": [...] with --probabilities}).
 
@@ -20,6 +21,7 @@ import * as ort from "onnxruntime-node";
 
 import { readModelMetadata } from "./modelfile.mjs";
 import { SegmentTracker } from "./postprocess.mjs";
+import { PRIME_OPENING_HOPS, primeSamples } from "./priming.mjs";
 import { readWav } from "./wav.mjs";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -31,7 +33,8 @@ function usage(message) {
   process.exit(2);
 }
 
-/** The model, its metadata and one stream's state: run(hopSamples) -> probability. */
+/** The model, its metadata and one stream's state: run(hopSamples) -> probability; prime(opening)
+ * before a stream's first run (priming.mjs). */
 export async function openModel(path) {
   const bytes = new Uint8Array(await readFile(path));
   const meta = readModelMetadata(bytes, path);
@@ -56,6 +59,10 @@ export async function openModel(path) {
       const out = await session.run(feeds);
       for (const [name] of states) state[name] = out[iface.state_outputs[name]];
       return out.probability.data;
+    },
+    /** Prime the state on the stream's opening (its first hops, Float32Array); nothing returned. */
+    async prime(opening) {
+      await this.run(primeSamples(opening, meta.feature_spec.hop_length_samples));
     },
   };
 }
@@ -95,6 +102,8 @@ async function main() {
     }
   };
   const started = process.hrtime.bigint();
+  const openingHops = Math.min(PRIME_OPENING_HOPS, Math.floor(samples.length / model.hop));
+  if (openingHops > 0) await model.prime(samples.subarray(0, openingHops * model.hop));
   for (let pos = 0; pos + model.hop <= samples.length; pos += model.hop) { // 10 ms per call
     const p = await model.run(samples.subarray(pos, pos + model.hop));
     if (values.probabilities) probabilities.push(...p);

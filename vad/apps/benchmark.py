@@ -5,7 +5,9 @@ start times are wall time):
 
 * ours, streaming: int16 audio given to ``StreamingVAD.process`` in chunks of each ``chunk_ms``
   (10 ms: a typical microphone callback; 32 ms: Silero's chunk), i.e. front end + network +
-  post-processing, probabilities and events out. ``breakdown=True`` splits that cost into
+  post-processing, probabilities and events out, after the stream's start (the opening it holds
+  back and the priming pre-roll, ``vad.core.priming``: a once-per-stream cost, reported on its
+  own as ``stream_start_ms``). ``breakdown=True`` splits that cost into
   front end, network, post-processing and glue (Python, argument passing, result objects) by
   timing the same chunks through ``vad.runtime.network.breakdown_chunks`` up to each stage;
 * ours, batch: the whole signal through ``StreamingVAD.process_signal`` (what ``vad label`` and
@@ -23,7 +25,8 @@ which ours also reports as ``us_per_10ms_wall``/``us_per_10ms_wall_best``; the r
 other load on a shared machine only ever adds time), real-time factor (median compute time / audio
 time), peak RSS of the worker process (``ru_maxrss``: Python + numpy + the engine), load time
 (model + engine construction), and first-frame latency (wall time of the first ``process``
-call on a new stream plus the algorithmic delay before a first probability exists).
+call that completes a frame on a new stream plus the algorithmic delay before it: a primed
+stream's first frame waits for its opening).
 ``cold_start=True`` adds, for each model, the time from a fresh interpreter to the first
 probability with an empty numba cache (the first call after installing: numba compiles the
 kernels) and with the cache filled (every later start).
@@ -49,6 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from vad.core.features import pcm_scale
+from vad.core.priming import PRIME_OPENING_HOPS
 
 SAMPLE_RATE_HZ = 16000
 FRAME_MS = 10
@@ -85,12 +89,15 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
-def _timed(loop, repeats: int, wall_times: list[float] | None = None) -> list[float]:
+def _timed(loop, repeats: int, wall_times: list[float] | None = None, setup=None) -> list[float]:
     """CPU seconds of each pass (``time.process_time``: this process only, so time the scheduler
     gives to other processes on a shared machine is not counted; single-threaded, it equals the
-    wall time of an otherwise idle core); the wall seconds go to ``wall_times`` when given."""
+    wall time of an otherwise idle core); the wall seconds go to ``wall_times`` when given.
+    ``setup`` runs before each pass, untimed."""
     times = []
     for _ in range(repeats):
+        if setup is not None:
+            setup()
         c0, t0 = time.process_time(), time.perf_counter()
         loop()
         times.append(time.process_time() - c0)
@@ -170,40 +177,54 @@ def _model_fields(vad_model, stream) -> dict:
 def bench_ours(model: str | None, seconds: float, block_frames: int | None = None, backend: str | None = None,
                repeats: int = DEFAULT_REPEATS, chunk_ms: float = FRAME_MS, breakdown: bool = False,
                audio: str | None = None) -> dict:
-    signal = test_signal(seconds, audio=audio)
     vad_model, stream, load_s = _load_ours(model, backend, block_frames)
+    # the first frame: a primed stream's comes once its opening is complete (vad.core.priming)
+    first_hops = PRIME_OPENING_HOPS if stream.prime else 1
+    signal = test_signal(seconds + first_hops * vad_model.spec.hop_s, audio=audio)  # `seconds` after the start
+    first_wait_ms = 1e3 * vad_model.spec.hop_s * max(first_hops - 1, 0) + stream.latency_ms
     t0 = time.perf_counter()
-    stream.process(signal[:FRAME_SAMPLES])
+    stream.process(signal[: first_hops * vad_model.spec.hop_length_samples])
     first_call_ms = 1e3 * (time.perf_counter() - t0)
     stream.reset()
     step = max(1, int(round(chunk_ms * SAMPLE_RATE_HZ / 1000)))
     n_chunks = signal.size // step
     chunks = [signal[i * step : (i + 1) * step] for i in range(n_chunks)]
-    audio_s = n_chunks * step / SAMPLE_RATE_HZ
-    n_events = []
+    # a stream's start (its opening held back, then the priming pre-roll: vad.core.priming) is
+    # timed on its own, once per stream; the passes time the steady state after it
+    n_start = min(n_chunks, -(-PRIME_OPENING_HOPS * vad_model.spec.hop_length_samples // step)) if stream.prime else 0
+    audio_s = (n_chunks - n_start) * step / SAMPLE_RATE_HZ
+    n_events, start_s = [], []
+
+    def start():
+        stream.reset()
+        c0 = time.process_time()
+        count = sum(len(stream.process(chunk).events) for chunk in chunks[:n_start])
+        start_s.append(time.process_time() - c0)
+        n_events.append(count)
 
     def loop():
-        stream.reset()
         count = 0
-        for chunk in chunks:
+        for chunk in chunks[n_start:]:
             count += len(stream.process(chunk).events)
-        n_events.append(count + len(stream.flush().events))
+        n_events[-1] += count + len(stream.flush().events)
 
     wall: list[float] = []
-    times = _timed(loop, repeats, wall)
+    times = _timed(loop, repeats, wall, setup=start)
     row = _row(vad_model.metadata.name, "ours", times, audio_s, chunk_samples=step, chunk_ms=1000.0 * step / SAMPLE_RATE_HZ,
-               wall_pass_s=[float(t) for t in wall], load_s=load_s, first_frame_latency_ms=first_call_ms + stream.latency_ms, events=n_events[-1],
-               **_model_fields(vad_model, stream))
+               wall_pass_s=[float(t) for t in wall], load_s=load_s, first_frame_latency_ms=first_call_ms + first_wait_ms,
+               stream_start_ms=1e3 * float(np.median(start_s)), events=n_events[-1], **_model_fields(vad_model, stream))
     if breakdown:
-        row["breakdown_us_per_10ms"] = _breakdown(stream, np.ascontiguousarray(np.stack(chunks)), audio_s, repeats,
-                                                  row["us_per_10ms_best"])
+        row["breakdown_us_per_10ms"] = _breakdown(stream, np.ascontiguousarray(np.stack(chunks)), n_start, audio_s,
+                                                  repeats, row["us_per_10ms_best"])
     return row
 
 
-def _breakdown(stream, chunks: np.ndarray, audio_s: float, repeats: int, total_best_us: float) -> dict | None:
+def _breakdown(stream, chunks: np.ndarray, n_start: int, audio_s: float, repeats: int,
+               total_best_us: float) -> dict | None:
     """Front end, network, post-processing and glue, us per 10 ms (numba backend only), from the best
     of ``BREAKDOWN_ROUNDS`` x repeats passes of each stage (differences of medians are too noisy
-    on a shared machine); glue = the best full ``process`` loop minus the best compiled loop."""
+    on a shared machine) over the chunks after the stream's start (its first ``n_start``, untimed);
+    glue = the best full ``process`` loop minus the best compiled loop."""
     from vad.runtime.network import STAGE_ALL, STAGE_FRONTEND, STAGE_NETWORK, breakdown_chunks
 
     fused = stream._fused
@@ -213,11 +234,15 @@ def _breakdown(stream, chunks: np.ndarray, audio_s: float, repeats: int, total_b
     best = {}
     for _round in range(BREAKDOWN_ROUNDS):
         for upto in (STAGE_FRONTEND, STAGE_NETWORK, STAGE_ALL):
-            def loop(upto=upto):
+            def start(upto=upto):
                 fused.reset()
-                breakdown_chunks(chunks, scale, fused.model, fused.state, upto, fused.kind)
+                breakdown_chunks(chunks[:n_start], scale, fused.model, fused.state, upto, fused.kind)
+
+            def loop(upto=upto):
+                breakdown_chunks(chunks[n_start:], scale, fused.model, fused.state, upto, fused.kind)
+            start()
             loop()
-            best[upto] = min(best.get(upto, np.inf), _per_10ms(min(_timed(loop, repeats)), audio_s))
+            best[upto] = min(best.get(upto, np.inf), _per_10ms(min(_timed(loop, repeats, setup=start)), audio_s))
     fused.reset()
     return {
         "frontend": best[STAGE_FRONTEND],
@@ -439,6 +464,8 @@ def format_table(rows: list[dict]) -> str:
                 f"{r['backend']}, {r['network_mflops_per_s']:.2f}+"
                 f"{r['total_mflops_per_s'] - r['network_mflops_per_s']:.2f} MFLOP/s, {r['file_kb']:.0f} KB"
             )
+            if r.get("stream_start_ms"):
+                notes += f", stream start {r['stream_start_ms']:.2f} ms"
             if "cold_start_s" in r:
                 notes += f", start {r['cold_start_s']:.1f} s cold / {r['warm_start_s']:.2f} s warm"
         if r["kind"] == "ours-batch":
