@@ -34,7 +34,9 @@ positions are mapped back to the input stream's sample positions (nearest sample
 Latency: a frame's probability is returned once the frame is complete (numba), or once its
 block of ``block_frames`` frames is full (onnxruntime): ``block_frames * hop`` after its first
 sample (``StreamingVAD.latency_ms``; one hop, 10 ms, with the numba backend), plus the
-resampler's hold-back at other rates. Events come later by what the post-processing rules need
+resampler's hold-back at other rates. Once per stream, at its start, the frames of the opening
+wait until the whole opening is there (priming: the first probability comes
+``(PRIME_OPENING_HOPS - 1) * hop`` later, 390 ms). Events come later by what the post-processing rules need
 (see ``vad.core.postprocess``).
 """
 

@@ -573,3 +573,23 @@ def test_markdown_table_has_auc_for_speech_scopes_and_false_alarms_for_speech_fr
     assert "| perfect | inverted |" in text.splitlines()[0]
     assert rows["pooled (AUC over the files with speech)"].endswith("| 1.000 | 0.000 |")
     assert rows["set/quiet"].endswith("| FA 0.000% | FA 100.000% |")
+
+
+def test_cli_eval_no_prime_runs_our_models_from_the_zero_state(corpus, tmp_path, energy_model_path):  # noqa: F811
+    from vad.runtime.engine import StreamingVAD
+
+    from vad.apps.eval_systems import ModelSystem
+
+    reports = {}
+    for flag in ([], ["--no-prime"]):
+        out = tmp_path / f"r{len(flag)}.json"
+        assert cli_main(["eval", str(corpus), "--model", str(energy_model_path), "--json", str(out), "-q", *flag]) == 0
+        reports[bool(flag)] = json.loads(out.read_text())
+    audio = sf.read(corpus / "talk.wav", dtype="float32")[0]
+    for prime in (True, False):
+        system = ModelSystem(energy_model_path, prime=prime)
+        want = StreamingVAD(system.model, 16000, prime=prime).process_signal(audio).probabilities
+        np.testing.assert_allclose(system.score(audio).scores, want, atol=1e-7)
+    (name,) = reports[True]["systems"]
+    primed, cold = (reports[k]["systems"][name]["pooled"]["roc_auc"] for k in (False, True))
+    assert primed != cold  # the flag reaches the runs: the two differ at the files' starts

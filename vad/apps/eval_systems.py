@@ -66,11 +66,13 @@ def default_segments(scores: np.ndarray, threshold: float) -> list[Segment]:
 
 class ModelSystem:
     """One of our exported models, run through the streaming runtime at its default
-    post-processing (the model's metadata); threshold = its onset threshold."""
+    post-processing (the model's metadata); threshold = its onset threshold. ``prime``: each file
+    is a stream primed on its opening, as the runtime does by default (``vad.core.priming``)."""
 
-    def __init__(self, path: str | os.PathLike | None = None, name: str | None = None) -> None:
+    def __init__(self, path: str | os.PathLike | None = None, name: str | None = None, prime: bool = True) -> None:
         from vad.runtime.model import VADModel
 
+        self.prime = prime
         self.model = VADModel(path)
         meta = self.model.metadata
         self.path = Path(self.model.path)
@@ -86,7 +88,7 @@ class ModelSystem:
         from vad.apps.labeling import events_to_segments
         from vad.runtime.engine import StreamingVAD
 
-        result = StreamingVAD(model=self.model, sample_rate=EVAL_SAMPLE_RATE_HZ).process_signal(audio)
+        result = StreamingVAD(model=self.model, sample_rate=EVAL_SAMPLE_RATE_HZ, prime=self.prime).process_signal(audio)
         p = result.probabilities.astype(np.float64)
         n_frames = audio.size // FRAME_HOP_SAMPLES
         if self._hop_eval_samples != FRAME_HOP_SAMPLES or p.size != n_frames:

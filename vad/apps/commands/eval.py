@@ -62,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --pareto: the AUC of eval reports over this group/family/SNR (e.g. dev/mix, dev/ami, "
         "snr0; default pooled)",
     )
+    parser.add_argument("--no-prime", action="store_true",
+                        help="run our models on each file from the zero state, without start-of-stream priming "
+                        "(vad.core.priming; the runtime's default primes)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
 
 
@@ -74,14 +77,14 @@ def _systems(args) -> list:
     if args.model:
         names = set()
         for path in args.model:
-            system = ModelSystem(path)
+            system = ModelSystem(path, prime=not args.no_prime)
             if system.name in names:  # two models with one metadata name: tell them apart by file
                 system.name = f"{system.name}:{system.path.name}"
             names.add(system.name)
             systems.append(system)
     else:
         try:
-            systems.append(ModelSystem(None))
+            systems.append(ModelSystem(None, prime=not args.no_prime))
         except ModelFileError as exc:
             if not args.baselines:
                 raise

@@ -46,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object per speech event on stdout")
     parser.add_argument("--record-speech", metavar="DIR", help="save each speech segment (with padding) as a wav file")
     parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds of audio")
+    parser.add_argument("--no-prime", action="store_true",
+                        help="first probabilities at once, from the zero state (default: the stream is primed on "
+                        "its first 400 ms, which the first results wait for; vad.core.priming)")
     add_postprocess_arguments(parser)
 
 
@@ -220,7 +223,7 @@ def run(args) -> int:
 
     max_samples = None if args.duration is None else int(round(args.duration * rate))
     source = microphone.MicrophoneSource(device, rate, max_samples=max_samples)
-    vad = StreamingVAD(model=model, sample_rate=rate, postprocess=postprocess)
+    vad = StreamingVAD(model=model, sample_rate=rate, postprocess=postprocess, prime=not args.no_prime)
     console = _Console(args.json)
     stamp = time.strftime("%Y%m%d-%H%M%S")
 
