@@ -50,6 +50,7 @@ from vad.runtime.model import DEFAULT_BACKEND, VADModel
 
 from vad.core.errors import InvalidInputError, StreamStateError
 from vad.core.features import as_float64_samples, check_sample_array, check_sample_values, pcm_scale
+from vad.core.leveling import LevelState, level_hops
 from vad.core.postprocess import (
     PostprocessConfig,
     SegmentEvent,
@@ -173,6 +174,8 @@ class StreamingVAD:
             has no per-call overhead to amortize: it returns every frame as soon as it is
             complete, whatever ``block_frames`` says.
         intra_op_threads, backend: passed to ``VADModel`` when ``model`` is a path/None.
+        leveling: apply the model's input leveling (``vad.core.leveling``; models whose metadata
+            has a ``leveling`` configuration) before the network (True, the default).
         prime: prime the network on the stream's opening (its first ``PRIME_OPENING_HOPS``
             hops) before its first frame (True, the default; ``vad.core.priming``: no false climb
             from the zero state at the start of a stream; the first probabilities come that much
@@ -194,6 +197,7 @@ class StreamingVAD:
         intra_op_threads: int = 1,
         backend: str = DEFAULT_BACKEND,
         prime: bool = True,
+        leveling: bool = True,
     ):
         from vad.core.audio import StreamResampler
 
@@ -202,8 +206,9 @@ class StreamingVAD:
             isinstance(block_frames, bool) or not isinstance(block_frames, (int, np.integer)) or block_frames < 1
         ):
             raise InvalidInputError(f"block_frames={block_frames!r}: must be None or an integer >= 1")
-        if not isinstance(prime, (bool, np.bool_)):
-            raise InvalidInputError(f"prime={prime!r}: must be True or False")
+        for name, flag in (("prime", prime), ("leveling", leveling)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise InvalidInputError(f"{name}={flag!r}: must be True or False")
         self.prime = bool(prime)
         if not isinstance(model, VADModel):
             model = VADModel(model, intra_op_threads=intra_op_threads, backend=backend)
@@ -214,6 +219,9 @@ class StreamingVAD:
         self._spec = spec
         self._model_rate = spec.sample_rate_hz
         self._hop = spec.hop_length_samples
+        # the model's input leveling (vad.core.leveling), as coefficients; None: the model has none or leveling=False
+        level = model.metadata.leveling if leveling else None
+        self._leveling = None if level is None else level.coefficients(spec.hop_s)
         defaults = model.metadata.postprocess
         if postprocess is None:
             self.config = defaults
@@ -236,7 +244,7 @@ class StreamingVAD:
             from vad.runtime.network import MAX_CHUNK_HOPS
 
             self._fused = _FusedStep(backend, TrackerState(self.config, spec.hop_s),
-                                     PRIME_OPENING_HOPS if self.prime else 0)
+                                     PRIME_OPENING_HOPS if self.prime else 0, self._leveling)
             self._validate_samples = validate_samples  # bound once, not imported per chunk
             self._max_chunk = MAX_CHUNK_HOPS * self._hop  # model-rate samples per fused call
         else:
@@ -257,6 +265,7 @@ class StreamingVAD:
             self._state = self.model.initial_state()
             self._n_pending = 0
             self._opening = [] if self.prime else None  # the held-back opening until _infer primes the stream
+            self._level_state = LevelState()
         self.frames_processed = 0
         self.samples_received = 0
         self._flushed = False
@@ -300,8 +309,7 @@ class StreamingVAD:
             if samples is None:
                 return _EMPTY_F32
         if not self._n_pending and samples.shape[0] == block:  # the common live case: one block arrived
-            probs, self._state = self.model.run(samples, self._state)
-            return probs
+            return self._run(samples)
         if self._n_pending:
             samples = np.concatenate([self._pending[: self._n_pending], samples])
             self._n_pending = 0
@@ -312,7 +320,7 @@ class StreamingVAD:
         # all of them in one call (same result, less overhead)
         step = stop if self._grouping_invariant else block
         for pos in range(0, stop, max(step, 1)):
-            p, self._state = self.model.run(samples[pos : min(pos + step, stop)], self._state)
+            p = self._run(samples[pos : min(pos + step, stop)])
             out.append(p)
         if stop < n and not final:
             self._pending[: n - stop] = samples[stop:]
@@ -320,6 +328,13 @@ class StreamingVAD:
         if not out:
             return _EMPTY_F32
         return out[0] if len(out) == 1 else np.concatenate(out)
+
+    def _run(self, samples: np.ndarray) -> np.ndarray:
+        """onnxruntime: whole hops through the model's input leveling (when it has one) and the graph."""
+        if self._leveling is not None:
+            samples, _ = level_hops(samples, self._hop, self._leveling, self._level_state)
+        probs, self._state = self.model.run(samples, self._state)
+        return probs
 
     def _prime_on_opening(self, samples: np.ndarray, final: bool) -> np.ndarray | None:
         """onnxruntime: hold samples back until the stream's opening is complete (or the stream
@@ -333,7 +348,7 @@ class StreamingVAD:
         self._opening = None
         if held >= self._hop:
             opening = samples[: PRIME_OPENING_HOPS * self._hop]
-            _probs, self._state = self.model.run(prime_samples(opening, self._hop), self._state)  # dropped
+            self._run(prime_samples(opening, self._hop))  # its probabilities are dropped
         return samples
 
     def _result(self, probs: np.ndarray, events: list[SegmentEvent]) -> StreamResult:
@@ -461,14 +476,14 @@ class StreamingVAD:
 class _FusedStep:
     """One stream's packed state for ``vad.runtime.network.stream_chunk`` and its outputs as Python objects."""
 
-    def __init__(self, backend, tracker: TrackerState, prime_hops: int):
+    def __init__(self, backend, tracker: TrackerState, prime_hops: int, leveling: np.ndarray | None):
         from vad.runtime.network import INPUT_CODES, INPUT_INT16, S_EV_F, S_EV_I, S_PROBS, compiled_entry
 
         self.step = backend.step  # the compiled per-chunk kernel, looked up once (not per call)
         self.codes = dict(INPUT_CODES)  # dtype -> the kernel's sample code
         self.model = backend.packed.buffer
         self.kind = backend.kind  # the FFT's spectrum type, for vad bench --breakdown's breakdown_chunks
-        self._packed = backend.new_stream_state(tracker, prime_hops)
+        self._packed = backend.new_stream_state(tracker, prime_hops, leveling)
         self.state = self._packed.buffer
         self.probs = self._packed.view(S_PROBS)
         self.heads = [self.probs[:n] for n in range(_HEAD_VIEWS)]  # probs[:n] made once: a slice per call costs ~0.15 us

@@ -36,6 +36,7 @@ This module never imports torch.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -53,6 +54,7 @@ from vad.core.features import (
     hann_window,
     mel_filterbank,
 )
+from vad.core.leveling import DB_TO_LN_AMPLITUDE, LEVEL_COEFFICIENTS, LEVEL_FLOOR_POWER
 
 # int16 / int32 PCM is scaled by vad.core.features.pcm_scale, exactly like the numpy reference.
 COMPILED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int16), np.dtype(np.int32))
@@ -371,14 +373,41 @@ def copy_scaled(src, src_start, dst, dst_start, n, scale):
         dst[b + j] = src[a + j] * scale
 
 
+LEVELING_OFF = np.zeros(LEVEL_COEFFICIENTS, dtype=np.float64)  # frame_samples' ``lev`` without leveling
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _level_hop(buf, start, hop, lev, lev_state):
+    """vad.core.leveling.level_hops on the one hop buf[start:start + hop], in place: lev = [on,
+    target dBFS, max gain dB, rising and falling smoothing factors], lev_state = [level dB, started]."""
+    power = 0.0
+    for jj in range(hop):
+        v = buf[uint64(start) + uint64(jj)]
+        power += v * v
+    d = 10.0 * math.log10(power / hop + LEVEL_FLOOR_POWER)
+    if lev_state[1] == 0.0:
+        level = d
+        lev_state[1] = 1.0
+    else:
+        f = lev[3] if d > lev_state[0] else lev[4]
+        level = f * lev_state[0] + (1.0 - f) * d
+    lev_state[0] = level
+    gain = math.exp(min(max(lev[1] - level, -lev[2]), lev[2]) * DB_TO_LN_AMPLITUDE)
+    for jj in range(hop):
+        buf[uint64(start) + uint64(jj)] *= gain
+
+
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def frame_samples(x, start, stop, scale, buf, pos_state, hop, win, window, twr, twi, split, mel_range,
-                  mel_weights, log_floor, a, b, spectrum, axes, power, mel, out, out_start, max_frames):
+                  mel_weights, log_floor, a, b, spectrum, axes, power, mel, out, out_start, max_frames, lev,
+                  lev_state):
     """The framing: append x[start:stop] (times scale) to the window buffer and write the log-mel of
     each frame it completes to out[out_start:], stopping right after ``max_frames`` frames.
 
     pos_state[0] is the write position in buf (win - hop + samples of the incomplete hop).
-    Returns (index in x after the last sample consumed, frames written).
+    lev[0] != 0: each hop is leveled (``_level_hop``, ``vad.core.leveling``) as its frame completes,
+    before the frame is computed; lev_state is the tracker. Returns (index in x after the last
+    sample consumed, frames written).
     """
     keep = win - hop
     pos = pos_state[0]
@@ -390,6 +419,8 @@ def frame_samples(x, start, stop, scale, buf, pos_state, hop, win, window, twr, 
         pos += take
         i += take
         if pos == win:
+            if lev[0] != 0.0:
+                _level_hop(buf, win - hop, hop, lev, lev_state)
             logmel_frame(buf, window, twr, twi, split, mel_range, mel_weights, log_floor, a, b, spectrum, axes,
                          power, mel, out[out_start + n_out])
             n_out += 1
@@ -446,6 +477,7 @@ class StreamingLogMel:
         self._scratch = FrontendScratch(spec)
         self._buf = np.zeros(spec.n_fft, dtype=np.float64)
         self._pos = np.zeros(1, dtype=np.int64)
+        self._lev_state = np.zeros(2, dtype=np.float64)  # (the front end alone does no leveling)
         self.reset()
         self._warm_up()
 
@@ -503,7 +535,8 @@ class StreamingLogMel:
         t, s = self._tables, self._scratch
         _end, n_out = frame_samples(x, 0, x.size, scale, self._buf, self._pos, self._hop, self.spec.win_length_samples,
                                     t.window, t.twiddle_re, t.twiddle_im, t.split, t.mel_range, t.mel_weights,
-                                    t.log_floor, s.a, s.b, s.spectrum, s.axes, s.power, s.mel, out, 0, x.size + 1)
+                                    t.log_floor, s.a, s.b, s.spectrum, s.axes, s.power, s.mel, out, 0, x.size + 1,
+                                    LEVELING_OFF, self._lev_state)
         total = self._pending + x.size
         self._pending = total % self._hop
         self.frames_emitted += n_out

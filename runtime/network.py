@@ -64,10 +64,12 @@ from vad.runtime.packed import (
 )
 
 from vad.core import features as _features
+from vad.core import leveling as _leveling
 from vad.core import postprocess as _postprocess
 from vad.core import priming as _priming
 from vad.core.errors import ModelFileError
 from vad.core.features import MAX_FLOAT_SAMPLE_MAGNITUDE, FeatureSpec, pcm_scale
+from vad.core.leveling import LEVEL_COEFFICIENTS
 from vad.core.modelmeta import ARCHITECTURE_NAME
 from vad.core.postprocess import (
     EVENTS_PER_FRAME,
@@ -272,8 +274,11 @@ F_LOG_FLOOR, F_B_OUT, F_PCM_SCALE = range(3)  # F_PCM_SCALE + INPUT_*: the scale
 _N_FLOATS = F_PCM_SCALE + 4
 # stream state: regions
 (S_INTS, S_BUF, S_STAGE, S_FFT_A, S_FFT_B, S_SPECTRUM, S_AXES, S_POWER, S_MEL, S_FEATS, S_A, S_Y, S_Z, S_GI, S_GH, S_H,
- S_RING, S_PROBS, S_TI, S_TF, S_TBUF, S_EV_I, S_EV_F, S_OPENING) = range(24)
-_N_STATE_REGIONS = 24
+ S_RING, S_PROBS, S_TI, S_TF, S_TBUF, S_EV_I, S_EV_F, S_OPENING, S_LEVEL) = range(25)
+_N_STATE_REGIONS = 25
+# S_LEVEL: the leveling coefficients (vad.core.leveling, LEVEL_COEFFICIENTS of them; all 0: off) and
+# the tracker (level dB, started)
+_LEVEL_TRACKER = LEVEL_COEFFICIENTS
 # stream state: S_INTS entries. Priming (vad.core.priming): I_PRIME_LEN samples of the stream's
 # opening to prime on (0: streams are not primed); I_PRIME the samples of it held back so far in
 # S_OPENING (-1 once the stream is primed, or when it is not to be); I_RELEASE: end of stream, prime
@@ -400,9 +405,10 @@ def pack_model(spec: FeatureSpec, weights: NetworkWeights) -> PackedArrays:
 
 
 def pack_stream_state(spec: FeatureSpec, weights: NetworkWeights, tracker: TrackerState,
-                      prime_hops: int = 0) -> PackedArrays:
+                      prime_hops: int = 0, leveling: np.ndarray | None = None) -> PackedArrays:
     """A fresh stream's state and scratch (call ``reset_stream`` before use); ``prime_hops`` > 0:
-    each stream (after every reset) is primed on its first ``prime_hops`` hops (``vad.core.priming``)."""
+    each stream (after every reset) is primed on its first ``prime_hops`` hops (``vad.core.priming``);
+    ``leveling``: its input is leveled with these coefficients (``LevelingConfig.coefficients``)."""
     if not 0 <= prime_hops <= MAX_OPENING_HOPS:
         raise ValueError(f"prime_hops={prime_hops}: must be 0..{MAX_OPENING_HOPS}")
     w = weights
@@ -432,7 +438,10 @@ def pack_stream_state(spec: FeatureSpec, weights: NetworkWeights, tracker: Track
     regions[S_EV_I] = (np.int64, (EVENT_CAPACITY, 3))
     regions[S_EV_F] = (np.float64, (EVENT_CAPACITY,))
     regions[S_OPENING] = (np.float64, (max(prime_hops, 1) * spec.hop_length_samples,))
+    regions[S_LEVEL] = (np.float64, (LEVEL_COEFFICIENTS + 2,))
     packed = PackedArrays(regions)
+    if leveling is not None:
+        packed.view(S_LEVEL)[:LEVEL_COEFFICIENTS] = leveling
     packed.view(S_INTS)[I_UPTO] = STAGE_ALL
     packed.view(S_INTS)[I_PRIME_LEN] = prime_hops * spec.hop_length_samples
     packed.set(S_TI, tracker.ti)
@@ -508,6 +517,9 @@ def _stage_step(model, state, n, kind):
     power = region_f64(state, S_POWER)
     mel = region_f64(state, S_MEL)
     pos = ints[I_POS:I_POS + 1]
+    level = region_f64(state, S_LEVEL)
+    lev = level[:_LEVEL_TRACKER]
+    lev_state = level[_LEVEL_TRACKER:]
     nb = ints[I_NFEAT_PENDING]
     first = ints[I_NPROBS]
     upto = ints[I_UPTO]
@@ -517,7 +529,7 @@ def _stage_step(model, state, n, kind):
         if i < n:
             i, k = frame_samples(stage, i, n, 1.0, buf, pos, dims[D_HOP], dims[D_WIN], window, twr, twi, split,
                                  mel_range, mel_w, log_floor, fa, fb, spectrum, axes, power, mel, feats, nb,
-                                 NET_BLOCK_FRAMES - nb)
+                                 NET_BLOCK_FRAMES - nb, lev, lev_state)
             nb += k
         if nb == NET_BLOCK_FRAMES or (i >= n and nb > 0):
             if upto >= STAGE_NETWORK:
@@ -717,6 +729,7 @@ def reset_stream(model, state):
     ints[I_NFEAT_PENDING] = 0
     ints[I_PRIME] = 0 if ints[I_PRIME_LEN] > 0 else -1
     ints[I_RELEASE] = 0
+    region_f64(state, S_LEVEL)[_LEVEL_TRACKER:] = 0.0
     tracker_reset(region_i64(state, S_TI), region_f64(state, S_TF))
 
 
@@ -750,12 +763,14 @@ class NumbaBackend:
         self.step = chunk_kernel(self.kind)
         self._max_samples = MAX_CHUNK_HOPS * self.spec.hop_length_samples
 
-    def new_stream_state(self, tracker: TrackerState, prime_hops: int = 0) -> PackedArrays:
+    def new_stream_state(self, tracker: TrackerState, prime_hops: int = 0,
+                         leveling: np.ndarray | None = None) -> PackedArrays:
         """A reset stream state for the fused step, with ``tracker``'s post-processing configuration;
         ``prime_hops`` > 0: each stream is primed on its first ``prime_hops`` hops
-        (``vad.core.priming``; the backend contract's ``initial_state`` is not: it is the raw
-        graph's, as onnxruntime's)."""
-        state = pack_stream_state(self.spec, self.weights, tracker, prime_hops)
+        (``vad.core.priming``); ``leveling``: its input leveled with these coefficients
+        (``vad.core.leveling``). The backend contract's ``initial_state`` does neither: it is the
+        raw graph's, as onnxruntime's."""
+        state = pack_stream_state(self.spec, self.weights, tracker, prime_hops, leveling)
         reset_stream(self.packed.buffer, state.buffer)
         return state
 
@@ -779,7 +794,7 @@ class NumbaBackend:
 
 
 # --- numba's cache and the modules compiled into these kernels ------------------------------------
-_KERNEL_SOURCES = (_frontend, _packed, _postprocess, _features, _priming)  # their code and constants compile in
+_KERNEL_SOURCES = (_frontend, _packed, _postprocess, _features, _priming, _leveling)  # their code and constants compile in
 _SOURCES_DIGEST_FILE = "network.kernel-sources.sha256"
 
 

@@ -462,6 +462,23 @@ def test_cli_export_convert_and_info(checkpoint, tmp_path):
     assert bad.returncode == 2 and "not found" in bad.stderr
 
 
+def test_cli_export_turns_input_leveling_on_and_off_and_conversion_keeps_it(tmp_path):
+    from vad.core.leveling import LevelingConfig
+
+    source = export_random_model(tmp_path / "r.onnx")
+    on, kept, off = tmp_path / "on.onnx", tmp_path / "kept.onnx", tmp_path / "off.onnx"
+    for args in ([str(source), "-o", str(on), "--leveling", "on"], [str(on), "-o", str(kept), "--onset", "0.6"],
+                 [str(kept), "-o", str(off), "--leveling", "off"]):
+        run = subprocess.run([sys.executable, "-m", "vad", "export", *args], capture_output=True, text=True, cwd=REPO)
+        assert run.returncode == 0, run.stderr
+    assert read_model_metadata(source).leveling is None
+    assert read_model_metadata(on).leveling == LevelingConfig() == read_model_metadata(kept).leveling
+    assert read_model_metadata(kept).postprocess.onset_threshold == 0.6
+    assert read_model_metadata(off).leveling is None
+    info = subprocess.run([sys.executable, "-m", "vad", "info", str(on)], capture_output=True, text=True)
+    assert "leveling     input to -20 dBFS" in info.stdout
+
+
 def test_export_random_model_helper(tmp_path):
     assert read_model_metadata(export_random_model(tmp_path / "r.onnx", gru_width=8)).architecture["widths"]["gru"] == 8
 

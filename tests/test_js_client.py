@@ -200,3 +200,24 @@ def test_js_priming_port_builds_the_python_pre_roll(js_client):
     assert (got["PRIME_HOPS"], got["PRIME_OPENING_HOPS"]) == (priming.PRIME_HOPS, priming.PRIME_OPENING_HOPS)
     want = priming.prime_samples(np.array(got["opening"], dtype=np.float32), 160)
     np.testing.assert_array_equal(np.array(got["pre"], dtype=np.float32), want)
+
+
+def test_js_leveling_port_scales_as_python_does(js_client):
+    from vad.core.leveling import LevelingConfig, LevelState, level_hops
+
+    cfg = LevelingConfig(target_dbfs=-23.0, max_gain_db=15.0, attack_ms=40.0, release_ms=900.0)
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal(60 * 160) * np.repeat(10 ** (rng.uniform(-70, -5, 60) / 20), 160)).astype(np.float32)
+    driver = js_client / "leveling_driver.mjs"
+    driver.write_text(
+        'import { readFileSync } from "node:fs";\nimport { makeLeveler } from "./leveling.mjs";\n'
+        "const { config, samples } = JSON.parse(readFileSync(process.argv[2], 'utf8'));\n"
+        "const leveler = makeLeveler(config, 0.01);\nconst x = Float32Array.from(samples);\n"
+        "const a = leveler.apply(x.subarray(0, 1600), 160), b = leveler.apply(x.subarray(1600), 160);\n"
+        "console.log(JSON.stringify([...a, ...b]));\n")
+    (js_client / "leveling_case.json").write_text(json.dumps({"config": cfg.to_dict(), "samples": x.tolist()}))
+    run = subprocess.run(["node", str(driver), str(js_client / "leveling_case.json")], capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0, run.stderr
+    want, _ = level_hops(x, 160, cfg.coefficients(0.01), LevelState())
+    np.testing.assert_allclose(np.array(json.loads(run.stdout), dtype=np.float32), want, rtol=1e-6)

@@ -32,7 +32,7 @@ def test_python_example_runs_with_onnxruntime_only(tmp_path):
     from vad.apps.labeling import label_file
 
     code = card_example("python", "Python with onnxruntime only")
-    assert len(code.strip().splitlines()) <= 17
+    assert len(code.strip().splitlines()) <= 23
     samples, rate = sf.read(DEMO, dtype="float32")
     sf.write(tmp_path / "speech.wav", samples, rate, subtype="FLOAT")
     shutil.copy(MODEL, tmp_path / "default.onnx")

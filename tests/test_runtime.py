@@ -15,6 +15,7 @@ import pytest
 from tests.fixtures_models import energy_model_path  # noqa: F401
 from tests.runtime_models import random_model_path  # noqa: F401
 from vad.core.errors import InvalidInputError, ModelFileError, StreamStateError
+from vad.core.leveling import LevelState, level_hops
 from vad.core.postprocess import PostprocessConfig, segments_from_probabilities
 from vad.core.priming import PRIME_HOPS, PRIME_OPENING_HOPS, prime_samples
 
@@ -511,7 +512,9 @@ def test_reset_stream_writes_only_the_state_it_resets(energy_model):
     """reset_stream zeroes the framing buffer, the conv ring and the GRU state (float32 regions)
     and resets the counters and the post-processing, and touches nothing else of the buffer: the
     compiled views have no bounds checks, so a view of the wrong dtype would run past its region."""
-    from vad.runtime.network import S_BUF, S_H, S_INTS, S_RING, S_TF, S_TI, reset_stream
+    from vad.runtime.network import S_BUF, S_H, S_INTS, S_LEVEL, S_RING, S_TF, S_TI, reset_stream
+
+    from vad.core.leveling import LEVEL_COEFFICIENTS
 
     backend = energy_model.numba_backend
     packed = backend.initial_state()
@@ -522,7 +525,8 @@ def test_reset_stream_writes_only_the_state_it_resets(energy_model):
     reset_stream(backend.packed.buffer, packed.buffer)
     changed = packed.buffer != sentinel
     changed[:header] = False
-    for region in (S_BUF, S_RING, S_H, S_INTS, S_TI, S_TF):
+    assert (packed.view(S_LEVEL)[:LEVEL_COEFFICIENTS] == sentinel).all()  # the leveling's settings stay
+    for region in (S_BUF, S_RING, S_H, S_INTS, S_TI, S_TF, S_LEVEL):
         _dtype, _shape, start, count = packed._layout[region]
         words = -(-count * _dtype.itemsize // 8)
         changed[start : start + words] = False
@@ -560,7 +564,7 @@ def test_dev_set_matches_the_reference_path(shared_data):
     backend (the model file's raw-audio graph in onnxruntime, one call per file). Probabilities
     agree to 1e-5 and the segments equal the shared post-processing of the reference
     probabilities. The engine primes its streams, so the reference runs on the pre-roll first
-    (``vad.core.priming``), its probabilities dropped."""
+    (``vad.core.priming``), its probabilities dropped, all of it leveled as the model asks."""
     from vad.runtime.engine import StreamingVAD
     from vad.runtime.model import DEFAULT_MODEL_NAME, VADModel
 
@@ -571,6 +575,8 @@ def test_dev_set_matches_the_reference_path(shared_data):
         pytest.skip("models/default.onnx is not shipped")
     reference = VADModel(shipped, backend="onnxruntime")
     fused = VADModel(shipped, backend="numba")
+    level = reference.metadata.leveling
+    leveling = None if level is None else level.coefficients(reference.spec.hop_s)
     files = sorted((shared_data / "dev").rglob("*.flac"))
     assert len(files) > 30
     n_segments = 0
@@ -578,6 +584,8 @@ def test_dev_set_matches_the_reference_path(shared_data):
         audio, _ = load_audio(path, reference.spec.sample_rate_hz)
         whole = np.ascontiguousarray(audio[: audio.size // HOP * HOP], dtype=np.float32)
         primed = np.concatenate([prime_samples(whole[:OPENING], HOP), whole])  # a primed stream, by definition
+        if leveling is not None:  # and leveled (vad.core.leveling), when the model has input leveling
+            primed, _ = level_hops(primed, HOP, leveling, LevelState())
         expected = reference.run(primed, reference.initial_state())[0][PRIME_HOPS:]
         got = StreamingVAD(fused, reference.spec.sample_rate_hz).process_signal(audio)
         assert np.max(np.abs(got.probabilities - expected), initial=0.0) <= 1e-5, path.name

@@ -73,6 +73,7 @@ from vad.training.model import ArchConfig, FrozenVAD
 from vad.core.atomicfile import atomic_write_bytes
 from vad.core.errors import InvalidInputError, ModelFileError
 from vad.core.features import FeatureSpec, hann_window, logmel, mel_filterbank
+from vad.core.leveling import LevelingConfig
 from vad.core.modelmeta import (
     ARCHITECTURE_NAME,
     AUDIO_INPUT,
@@ -411,8 +412,12 @@ def export_onnx(model: FrozenVAD, metadata: ModelMetadata, path: str | Path) -> 
 # --- from a consolidated checkpoint or an existing model file -----------------------------
 
 
+KEEP_LEVELING = "keep"  # convert_onnx's default: the source's input leveling stays as it is
+
+
 def export_checkpoint(
-    checkpoint: str | Path, path: str | Path, name: str | None = None, postprocess: PostprocessConfig | None = None
+    checkpoint: str | Path, path: str | Path, name: str | None = None, postprocess: PostprocessConfig | None = None,
+    leveling: LevelingConfig | None = None,
 ) -> Path:
     """Export a consolidated checkpoint (``training.consolidate``, kind ``vad-frozen``) to ``path``.
 
@@ -420,6 +425,7 @@ def export_checkpoint(
     the checkpoint (``training.consolidate.metadata_fields``); post-processing defaults from
     ``postprocess``, else the checkpoint's ``postprocess`` entry when it has one, else
     ``PostprocessConfig()``. The name defaults to the checkpoint's ``name`` or the file stem.
+    ``leveling``: the input leveling the runtime is to apply (``vad.core.leveling``; None: none).
     """
     from vad.training.consolidate import load_consolidated, metadata_fields
 
@@ -432,7 +438,7 @@ def export_checkpoint(
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{checkpoint}: consolidated checkpoint lacks metadata: {exc}") from exc
     metadata = ModelMetadata(
-        **fields, postprocess=postprocess, name=name or str(info.get("name") or Path(path).stem)
+        **fields, postprocess=postprocess, name=name or str(info.get("name") or Path(path).stem), leveling=leveling
     )
     return export_onnx(model, metadata, path)
 
@@ -484,13 +490,15 @@ def load_model_weights(source: str | Path) -> tuple[FrozenVAD, ModelMetadata]:
 
 
 def convert_onnx(
-    source: str | Path, path: str | Path, name: str | None = None, postprocess: PostprocessConfig | None = None
+    source: str | Path, path: str | Path, name: str | None = None, postprocess: PostprocessConfig | None = None,
+    leveling: LevelingConfig | None | str = KEEP_LEVELING,
 ) -> Path:
     """Re-export the model file ``source`` to ``path`` in the current format (``load_model_weights``).
 
-    Keeps every metadata field (name, feature spec, metrics, training record, post-processing)
-    unless ``name``/``postprocess`` override it; FLOPs and parameters are recounted from the
-    rebuilt network and must agree with the stored ones.
+    Keeps every metadata field (name, feature spec, metrics, training record, post-processing,
+    input leveling) unless ``name``/``postprocess``/``leveling`` override it (``leveling=None``
+    removes it); FLOPs and parameters are recounted from the rebuilt network and must agree with
+    the stored ones.
     """
     model, old = load_model_weights(source)
     fresh = build_metadata(model, old.feature_spec)
@@ -503,5 +511,6 @@ def convert_onnx(
         architecture={**old.architecture, **fresh.architecture},
         name=name or old.name,
         postprocess=postprocess or old.postprocess,
+        leveling=old.leveling if leveling == KEEP_LEVELING else leveling,
     )
     return export_onnx(model, metadata, path)

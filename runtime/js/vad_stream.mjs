@@ -9,7 +9,8 @@
 // The model takes raw float32 samples at its rate (16 kHz) plus explicit state and returns one
 // probability per 10 ms hop (models/README.md): this program only reads the WAV, feeds one hop
 // per call, carries the state and runs postprocess.mjs (a port of vad/core/postprocess.py). It
-// primes the stream first, as the Python runtime does (priming.mjs, a port of vad/core/priming.py).
+// primes the stream first and levels its input when the model asks for it, as the Python runtime
+// does (priming.mjs and leveling.mjs, ports of vad/core/priming.py and vad/core/leveling.py).
 // Text output: one line per segment as soon as the stream has completed it. --json: one JSON
 // object at the end ({"segments": [...], "probabilities": [...] with --probabilities}).
 
@@ -20,6 +21,7 @@ import { parseArgs } from "node:util";
 import * as ort from "onnxruntime-node";
 
 import { readModelMetadata } from "./modelfile.mjs";
+import { makeLeveler } from "./leveling.mjs";
 import { SegmentTracker } from "./postprocess.mjs";
 import { PRIME_OPENING_HOPS, primeSamples } from "./priming.mjs";
 import { readWav } from "./wav.mjs";
@@ -48,21 +50,27 @@ export async function openModel(path) {
     return [name, new ort.Tensor("float32", new Float32Array(shape.reduce((a, b) => a * b, 1)), shape)];
   }));
   let state = zeroState();
+  const hop = meta.feature_spec.hop_length_samples;
+  const leveler = makeLeveler(meta.leveling, hop / meta.feature_spec.sample_rate_hz);
   return {
     meta,
     hop: meta.feature_spec.hop_length_samples,
     rate: meta.feature_spec.sample_rate_hz,
-    reset() { state = zeroState(); },
+    reset() {
+      state = zeroState();
+      if (leveler) leveler.reset();
+    },
     /** Probabilities (Float32Array, one per hop) of float32 samples, a whole number of hops. */
     async run(samples) {
-      const feeds = { audio: new ort.Tensor("float32", samples, [1, samples.length]), ...state };
+      const x = leveler ? leveler.apply(samples, hop) : samples; // the model's input leveling, if any
+      const feeds = { audio: new ort.Tensor("float32", x, [1, x.length]), ...state };
       const out = await session.run(feeds);
       for (const [name] of states) state[name] = out[iface.state_outputs[name]];
       return out.probability.data;
     },
     /** Prime the state on the stream's opening (its first hops, Float32Array); nothing returned. */
     async prime(opening) {
-      await this.run(primeSamples(opening, meta.feature_spec.hop_length_samples));
+      await this.run(primeSamples(opening, hop));
     },
   };
 }

@@ -41,6 +41,7 @@ import numpy as np
 
 from vad.core.errors import ModelFileError, VADError
 from vad.core.features import FeatureSpec
+from vad.core.leveling import LevelingConfig
 from vad.core.postprocess import PostprocessConfig
 
 SCHEMA_VERSION = 2
@@ -81,6 +82,8 @@ class ModelMetadata:
             exporter (empty until then), required in a model file.
         interface: the graph's inputs and outputs (``interface_description``); filled in by
             the exporter, required in a model file.
+        leveling: the input leveling the runtime applies before the graph
+            (``vad.core.leveling.LevelingConfig``), or None (absent from the file): none.
     """
 
     feature_spec: FeatureSpec
@@ -96,6 +99,7 @@ class ModelMetadata:
     name: str = "vad"
     weights_sha256: str = ""
     interface: dict[str, Any] = dataclasses.field(default_factory=dict)
+    leveling: LevelingConfig | None = None
 
     @property
     def total_flops_per_second(self) -> float:
@@ -109,6 +113,10 @@ class ModelMetadata:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["feature_spec"] = self.feature_spec.to_dict()
         d["postprocess"] = self.postprocess.to_dict()
+        if self.leveling is None:
+            del d["leveling"]  # files without leveling keep the metadata they always had
+        else:
+            d["leveling"] = self.leveling.to_dict()
         d["schema_version"] = SCHEMA_VERSION
         return d
 
@@ -143,6 +151,8 @@ class ModelMetadata:
         try:
             data["feature_spec"] = FeatureSpec.from_dict(data["feature_spec"])
             data["postprocess"] = PostprocessConfig.from_dict(data["postprocess"])
+            if data.get("leveling") is not None:
+                data["leveling"] = LevelingConfig.from_dict(data["leveling"], "leveling")
         except VADError as exc:
             raise ModelFileError(f"{source}: malformed metadata: {exc}") from exc
         for key in ("architecture", "metrics", "training", "interface"):

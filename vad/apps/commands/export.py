@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     pp.add_argument("--min-silence-ms", type=float, metavar="MS")
     pp.add_argument("--speech-pad-ms", type=float, metavar="MS")
     pp.add_argument("--max-speech-s", type=float, metavar="S", help="split longer segments (0 = no limit)")
+    parser.add_argument("--leveling", choices=("on", "off"),
+                        help="input leveling the runtime applies before the network (vad.core.leveling, its "
+                        "default settings): on or off (default: the source model's; off for a checkpoint)")
 
 
 def run(args) -> int:
@@ -72,8 +75,11 @@ def run(args) -> int:
             base = PostprocessConfig.from_dict(base) if isinstance(base, dict) else PostprocessConfig()
         postprocess = base.replace(**overrides)
     start = time.perf_counter()
+    from vad.core.leveling import LevelingConfig
+
     export = convert_onnx if is_model else export_checkpoint
-    path = export(source, args.output, name=args.name, postprocess=postprocess)
+    extra = {} if args.leveling is None else {"leveling": LevelingConfig() if args.leveling == "on" else None}
+    path = export(source, args.output, name=args.name, postprocess=postprocess, **extra)
     elapsed = time.perf_counter() - start
     print(f"wrote {path} ({path.stat().st_size / 1024:.1f} KB) in {elapsed:.2f} s", file=sys.stderr)
     return 0

@@ -84,6 +84,13 @@ def _compute_latency(meta) -> dict:
     return out
 
 
+def _leveling_line(leveling: dict | None) -> str:
+    if not leveling:
+        return "leveling     none"
+    return (f"leveling     input to {leveling['target_dbfs']:g} dBFS within +-{leveling['max_gain_db']:g} dB, "
+            f"attack {leveling['attack_ms']:g} ms, release {leveling['release_ms']:g} ms (vad.core.leveling)")
+
+
 def format_info(info: dict) -> str:
     from vad.core.modelmeta import MFLOP
 
@@ -107,6 +114,7 @@ def format_info(info: dict) -> str:
         f"postprocess  onset {pp['onset_threshold']:g}, offset {pp['offset_threshold']:g}, "
         f"min speech {pp['min_speech_ms']:g} ms, min silence {pp['min_silence_ms']:g} ms, "
         f"pad {pp['speech_pad_ms']:g} ms, max speech {pp['max_speech_s']:g} s",
+        _leveling_line(info.get("leveling")),
         f"interface    raw float32 audio [batch, samples] at {spec['sample_rate_hz']} Hz, samples a multiple of "
         f"{spec['hop_length_samples']}; states " + ", ".join(
             f"{k} {v[1:]}" for k, v in info["interface"].get("inputs", {}).items() if k != "audio"),
