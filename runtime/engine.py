@@ -22,10 +22,10 @@ Files: ``process_signal`` (a whole signal) or ``process`` on consecutive blocks 
 network's non-recurrent layers as matrix products over blocks of frames and only the GRU frame
 by frame, with the same probabilities and events as any other chunking (tested).
 
-Start of a stream: the network is primed on the stream's first hop before its first frame
-(``vad.core.priming``; ``prime=False`` runs from the zero state), by the fused step itself or,
-with onnxruntime, by one graph run on the pre-roll; nothing waits and frame numbers are the
-stream's own.
+Start of a stream: the stream's opening (its first ``PRIME_OPENING_HOPS`` hops, 400 ms) is held
+back and the network primed on a pre-roll made of it before its first frame (``vad.core.priming``;
+``prime=False`` runs from the zero state), by the fused step itself or, with onnxruntime, by one
+graph run on the pre-roll; frame numbers are the stream's own.
 
 Timing: every frame ``i`` of the model covers model-rate samples ``[i*hop, (i+1)*hop)``;
 positions are mapped back to the input stream's sample positions (nearest sample of
@@ -35,8 +35,9 @@ Latency: a frame's probability is returned once the frame is complete (numba), o
 block of ``block_frames`` frames is full (onnxruntime): ``block_frames * hop`` after its first
 sample (``StreamingVAD.latency_ms``; one hop, 10 ms, with the numba backend), plus the
 resampler's hold-back at other rates. Once per stream, at its start, the frames of the opening
-wait until the whole opening is there (priming: the first probability comes
-``(PRIME_OPENING_HOPS - 1) * hop`` later, 390 ms). Events come later by what the post-processing rules need
+wait until the whole opening is there (priming): the first probability comes after 400 ms of
+audio with the numba backend (390 ms later than without priming), after
+``max(PRIME_OPENING_HOPS, block_frames)`` hops with onnxruntime. Events come later by what the post-processing rules need
 (see ``vad.core.postprocess``).
 """
 
@@ -340,7 +341,7 @@ class StreamingVAD:
         """onnxruntime: hold samples back until the stream's opening is complete (or the stream
         ends), then prime the state on it (``vad.core.priming``) and return everything held, to
         run as the stream's first samples; None while still holding."""
-        self._opening.append(samples)
+        self._opening.append(samples.copy())  # (it may be the caller's buffer, reused for the next chunk)
         held = sum(x.shape[0] for x in self._opening)
         if held < PRIME_OPENING_HOPS * self._hop and not final:
             return None

@@ -718,7 +718,7 @@ def stream_flush(state):
 @njit(cache=True, nogil=True, error_model="numpy")
 def reset_stream(model, state):
     """Back to the start of a stream: zero left padding, zero network state, fresh post-processing,
-    and (when the state primes its streams) priming armed for the next first hop."""
+    and (when the state primes its streams) priming armed for the next stream's opening."""
     dims = region_i64(model, M_DIMS)
     region_f64(state, S_BUF)[:] = 0.0
     region_f32(state, S_RING)[:] = 0.0

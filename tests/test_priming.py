@@ -106,3 +106,21 @@ def test_backends_agree_on_primed_streams_at_other_rates(rate, random_model_path
     ref = run_stream(StreamingVAD(VADModel(random_model_path, backend="onnxruntime"), rate), audio, 441)
     assert fast[0].shape == ref[0].shape and np.max(np.abs(fast[0] - ref[0])) <= 1e-5
     assert [e.kind for e in fast[3]] == [e.kind for e in ref[3]]
+
+
+@pytest.mark.parametrize("backend", ["numba", "onnxruntime"])
+def test_the_held_opening_is_a_copy_of_a_reused_caller_buffer(backend, random_model_path):  # noqa: F811
+    """An audio callback usually fills one buffer again for every chunk: the held-back opening
+    must not be the caller's memory."""
+    from vad.runtime.engine import StreamingVAD
+    from vad.runtime.model import VADModel
+
+    audio = (bursts(2.0, seed=8) / 32768.0).astype(np.float32)
+    vad = StreamingVAD(VADModel(random_model_path, backend=backend), RATE)
+    buffer, probs = np.empty(HOP, np.float32), []
+    for start in range(0, audio.size - HOP + 1, HOP):
+        buffer[:] = audio[start : start + HOP]
+        probs.append(vad.process(buffer).probabilities)
+    probs.append(vad.flush().probabilities)
+    want = primed_reference(VADModel(random_model_path, backend="onnxruntime"), audio)
+    assert np.max(np.abs(np.concatenate(probs) - want)) <= 1e-5

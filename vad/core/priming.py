@@ -12,8 +12,10 @@ continuous with the stream), their outputs are dropped, and then the stream itse
 the state its own opening sound leads to, with that sound, not zero padding, as its first
 frames' left context. An opening of several hops rather than one: many files open with a fade
 (a codec's first milliseconds, an edit), and a pre-roll of the fade alone primes the network
-to silence. The cost: a stream's first probabilities come ``PRIME_OPENING_HOPS - 1`` hops
-later than they would (once, at the start); later frames keep the engine's latency. A stream
+to silence. The cost: a stream's first probability comes when its opening is complete (once, at
+the start: with the numba backend ``PRIME_OPENING_HOPS - 1`` hops later than it would; onnxruntime
+waits for its first block anyway, so there the first probability comes after
+``max(PRIME_OPENING_HOPS, block_frames)`` hops); later frames keep the engine's latency. A stream
 shorter than the opening is primed on its whole hops at flush. Frame numbers, times and events
 are the stream's own; the pre-roll's probabilities never reach the post-processing.
 
