@@ -60,11 +60,17 @@ def _hash_unit(key: str) -> float:
     return int.from_bytes(hashlib.sha1(key.encode("utf-8")).digest()[:8], "big") / 2.0**64
 
 
+def in_validation_split(key: str, val_fraction: float) -> bool:
+    """Whether the file of split key ``key`` (``AudioFile.key``) is in the validation split."""
+    return _hash_unit(key) < val_fraction
+
+
 def split_files(files: Sequence[AudioFile], val_fraction: float) -> tuple[list[AudioFile], list[AudioFile]]:
-    """(train, val) by hashed relative path. With >= 2 files neither side is empty."""
+    """(train, val) by hashed relative path (``in_validation_split``). With >= 2 files neither side
+    is empty."""
     ordered = sorted(files, key=lambda f: _hash_unit(f.key))
-    val = [f for f in ordered if _hash_unit(f.key) < val_fraction]
-    train = [f for f in ordered if _hash_unit(f.key) >= val_fraction]
+    val = [f for f in ordered if in_validation_split(f.key, val_fraction)]
+    train = [f for f in ordered if not in_validation_split(f.key, val_fraction)]
     if len(ordered) >= 2:
         if not val:
             val, train = ordered[:1], ordered[1:]
