@@ -178,8 +178,8 @@ def bench_ours(model: str | None, seconds: float, block_frames: int | None = Non
                repeats: int = DEFAULT_REPEATS, chunk_ms: float = FRAME_MS, breakdown: bool = False,
                audio: str | None = None) -> dict:
     vad_model, stream, load_s = _load_ours(model, backend, block_frames)
-    first_hops = PRIME_OPENING_HOPS if stream.prime else 1  # a primed stream holds back its opening
-    signal = test_signal(seconds + first_hops * vad_model.spec.hop_s, audio=audio)  # `seconds` after the start
+    opening = _opening_samples(stream)
+    signal = test_signal(seconds + opening / SAMPLE_RATE_HZ, audio=audio)  # `seconds` after the start
     hops_to_first, first_call_ms = _first_probability(stream, signal)
     first_wait_ms = 1e3 * vad_model.spec.hop_s * hops_to_first
     stream.reset()
@@ -188,7 +188,7 @@ def bench_ours(model: str | None, seconds: float, block_frames: int | None = Non
     chunks = [signal[i * step : (i + 1) * step] for i in range(n_chunks)]
     # a stream's start (its opening held back, then the priming pre-roll: vad.core.priming) is
     # timed on its own, once per stream; the passes time the steady state after it
-    n_start = min(n_chunks, -(-PRIME_OPENING_HOPS * vad_model.spec.hop_length_samples // step)) if stream.prime else 0
+    n_start = min(n_chunks, -(-opening // step))
     audio_s = (n_chunks - n_start) * step / SAMPLE_RATE_HZ
     n_events, start_s = [], []
 
@@ -250,6 +250,11 @@ def _breakdown(stream, chunks: np.ndarray, n_start: int, audio_s: float, repeats
     }
 
 
+def _opening_samples(stream) -> int:
+    """Samples a new stream holds back before its first frame: its opening when it is primed."""
+    return (PRIME_OPENING_HOPS if stream.prime else 0) * stream.model.spec.hop_length_samples
+
+
 def _first_probability(stream, signal: np.ndarray) -> tuple[int, float]:
     """Feed a new stream one hop at a time until a probability comes out: (hops fed, wall ms of
     that call). The hops fed are the algorithmic wait from the stream's first sample (the opening
@@ -272,7 +277,7 @@ def bench_ours_batch(model: str | None, seconds: float, backend: str | None = No
     stream's start (its opening and the priming pre-roll, untimed: once per file, which a long
     file does not feel; ``stream_start_ms`` times it)."""
     vad_model, stream, load_s = _load_ours(model, backend, None)
-    opening = (PRIME_OPENING_HOPS if stream.prime else 0) * vad_model.spec.hop_length_samples
+    opening = _opening_samples(stream)
     signal = test_signal(seconds + opening / SAMPLE_RATE_HZ, audio=audio)  # `seconds` after the start
     stream.process_signal(signal[: 10 * FRAME_SAMPLES])
     n_events, start_s = [], []

@@ -51,6 +51,7 @@ def run(args) -> int:
     from vad.core.errors import require_extra
 
     require_extra("train", "vad export")
+    from vad.core.leveling import LevelingConfig
     from vad.core.postprocess import PostprocessConfig
     from vad.training.export import convert_onnx, export_checkpoint, load_model_weights
 
@@ -75,8 +76,6 @@ def run(args) -> int:
             base = PostprocessConfig.from_dict(base) if isinstance(base, dict) else PostprocessConfig()
         postprocess = base.replace(**overrides)
     start = time.perf_counter()
-    from vad.core.leveling import LevelingConfig
-
     export = convert_onnx if is_model else export_checkpoint
     extra = {} if args.leveling is None else {"leveling": LevelingConfig() if args.leveling == "on" else None}
     path = export(source, args.output, name=args.name, postprocess=postprocess, **extra)
