@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -467,3 +468,37 @@ def test_options_fingerprint_leaves_out_events_when_they_are_off():
     assert {k: v for k, v in on.items() if not k.startswith("event_")} == off
     with pytest.raises(InvalidInputError, match="event_rate_hz_range"):
         StreamOptions(event_rate_hz_range=(-1.0, 1.0))
+
+
+def test_input_leveling_levels_the_features_of_the_same_mixtures(corpus, tmp_path):
+    """StreamOptions.input_leveling: the same mixtures and labels (no extra random draw), the
+    features those of the mixture leveled as a primed runtime stream; the cache records it
+    (CachedStreams.input_leveling) and a cache without it keeps its fingerprint."""
+    from vad.core.features import logmel
+    from vad.core.leveling import LevelingConfig, level_stream
+
+    cfg = {"target_dbfs": -26.0, "max_gain_db": 20.0, "attack_ms": 3000.0, "release_ms": 30000.0}
+    assert "input_leveling" not in StreamOptions().to_dict()
+    assert StreamOptions(input_leveling=cfg).to_dict()["input_leveling"] == cfg
+    with pytest.raises(InvalidInputError, match="input_leveling"):
+        StreamOptions(input_leveling={"attack_ms": -1.0})
+    spec = FeatureSpec()
+    speech = [f.path for f in list_audio_files([corpus / "speech"], "speech") if "broken" not in f.path]
+    noise = [f.path for f in list_audio_files([corpus / "noise"], "noise")]
+
+    def stream(options):
+        ctx = data.StreamContext(speech, noise, [2.0] * len(noise), data.pick_weights(speech),
+                                 data.pick_weights(noise), rooms.RirBank([], [], []), rooms.RirBank([], [], []),
+                                 spec, options, LabelRule(), seed=5, split="train")
+        return data.synthesize_stream(ctx, 1)
+
+    plain = stream(StreamOptions(stream_s=5.0))
+    leveled = stream(StreamOptions(stream_s=5.0, input_leveling=cfg))
+    np.testing.assert_array_equal(plain.audio, leveled.audio)
+    np.testing.assert_array_equal(plain.labels, leveled.labels)
+    want = logmel(level_stream(plain.audio, HOP, LevelingConfig(**cfg).coefficients(spec.hop_s)), spec)
+    np.testing.assert_array_equal(leveled.features, want)
+    assert np.max(np.abs(leveled.features - plain.features)) > 0.1
+    out = _build(corpus, tmp_path / "lev", options=dataclasses.replace(_OPTS, input_leveling=cfg))
+    assert CachedStreams(out, "train", window_frames=100).input_leveling == LevelingConfig(**cfg)
+    assert CachedStreams(_build(corpus, tmp_path / "plain"), "train", window_frames=100).input_leveling is None

@@ -432,6 +432,21 @@ def test_export_checkpoint(checkpoint, trained, tmp_path):
     assert np.max(np.abs(_ort_run(_session(path), audio)[0] - want)) <= PARITY
 
 
+def test_export_checkpoint_carries_the_leveling_the_net_was_trained_on(trained, tmp_path):
+    """A net trained on leveled input (StreamOptions.input_leveling in its training record) is
+    exported with that leveling, so the runtime feeds it what it learnt on; leveling=None drops it."""
+    from vad.training.consolidate import atomic_torch_save, frozen_checkpoint
+
+    from vad.core.leveling import LevelingConfig
+
+    cfg = {"target_dbfs": -26.0, "max_gain_db": 20.0, "attack_ms": 3000.0, "release_ms": 30000.0}
+    path = tmp_path / "lev.pt"
+    atomic_torch_save(frozen_checkpoint(trained, FeatureSpec(), {"val_auc": 0.9}, {
+        "config": {}, "data": {"stream_options": {"input_leveling": cfg}}}), path)
+    assert read_model_metadata(export_checkpoint(path, tmp_path / "a.onnx")).leveling == LevelingConfig(**cfg)
+    assert read_model_metadata(export_checkpoint(path, tmp_path / "b.onnx", leveling=None)).leveling is None
+
+
 @pytest.mark.slow
 def test_cli_export_convert_and_info(checkpoint, tmp_path):
     out = tmp_path / "cli.onnx"

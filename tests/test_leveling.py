@@ -12,7 +12,7 @@ import pytest
 from tests.runtime_models import random_model_path  # noqa: F401
 from tests.test_runtime import FAST_PP, HOP, RATE, bursts, run_stream
 from vad.core.errors import InvalidInputError, ModelFileError
-from vad.core.leveling import LevelingConfig, LevelState, level_hops
+from vad.core.leveling import LevelingConfig, LevelState, level_hops, level_stream
 from vad.core.priming import PRIME_HOPS, PRIME_OPENING_HOPS, prime_samples
 
 
@@ -60,6 +60,22 @@ def test_level_hops_brings_a_steady_level_to_the_target_within_the_gain_limit():
     np.testing.assert_array_equal(np.concatenate(parts), level_hops(burst, HOP, coeffs, LevelState())[0])
     with pytest.raises(InvalidInputError, match="whole number"):
         level_hops(quiet[:-1], HOP, coeffs, LevelState())
+
+
+def test_level_stream_is_the_leveling_a_primed_runtime_stream_gets():
+    """level_stream (what training mixtures and dev features go through): the tracker run over the
+    stream's pre-roll, then the stream, whole hops only; unprimed, the stream alone."""
+    coeffs = LevelingConfig(target_dbfs=-26.0, attack_ms=3000.0, release_ms=30000.0).coefficients(HOP / RATE)
+    x = (bursts(3.0, seed=4) / 32768.0 * 0.05).astype(np.float32)
+    x = np.concatenate([x, x[:77]])  # a partial hop at the end: dropped
+    whole = x[: x.size // HOP * HOP]
+    primed = np.concatenate([prime_samples(whole[: PRIME_OPENING_HOPS * HOP], HOP), whole])
+    want = level_hops(primed, HOP, coeffs, LevelState())[0][PRIME_HOPS * HOP :]
+    got = level_stream(x, HOP, coeffs)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(level_stream(x, HOP, coeffs, primed=False), level_hops(whole, HOP, coeffs, LevelState())[0])
+    assert level_stream(x[:0], HOP, coeffs).size == 0
 
 
 def test_leveling_config_validates_and_lives_in_the_metadata(random_model_path, tmp_path):  # noqa: F811

@@ -184,9 +184,33 @@ def test_cli_bad_input_gives_clear_errors(corpus, tmp_path, capsys):
     for option, why in (("evnt_prob=0.5", "KEY one of"), ("event_prob=1.5", "event_prob=1.5: must be in [0, 1]"),
                         ("event_prob=half", "not JSON"), ("max_noise_segments=2.5", "like the default, 3"),
                         ("event_prob=true", "like the default"), ("event_rate_hz_range=[-2,-1]", "rates must be >= 0"),
-                        ("snr_db_range=[0]", "like the default"), ("snr_db_range=[0,Infinity]", "finite numbers")):
+                        ("snr_db_range=[0]", "like the default"), ("snr_db_range=[0,Infinity]", "finite numbers"),
+                        ("input_leveling=-26", "like the default, null"),
+                        ('input_leveling={"attack_ms": -1}', "StreamOptions.input_leveling")):
         assert main([*base, "--budget-mflops", "1", "--stream-option", option]) == 2
         assert why in capsys.readouterr().err
+
+
+def test_the_recipe_trains_on_leveled_input_and_the_model_levels_its_own(corpus, tmp_path):
+    """The recipe (RECIPE_STREAM_OPTIONS) trains on leveled input: the run's checkpoint records
+    it and its export carries it, so the runtime levels what the net hears the same way;
+    ``--stream-option input_leveling=null`` turns it off."""
+    from vad.training.export import export_checkpoint
+    from vad.training.train import RECIPE_LEVELING, RECIPE_STREAM_OPTIONS
+
+    from vad.apps.commands.train import _stream_options
+    from vad.core.leveling import LevelingConfig
+    from vad.core.modelmeta import read_model_metadata
+
+    assert RECIPE_STREAM_OPTIONS["input_leveling"] == RECIPE_LEVELING
+    assert _stream_options(["input_leveling=null"]) == {"input_leveling": None}
+    config = TrainConfig(budget_mflops=0.8, max_minutes=2.0, max_steps=4, eval_every_steps=4, batch_size=8,
+                         window_frames=100, input_width=16, conv_width=16, gru_width=16, finetune_max_steps=2)
+    data = dataclasses.replace(_tiny_data(corpus), stream_options={
+        **_tiny_data(corpus).stream_options, **RECIPE_STREAM_OPTIONS})
+    _result, path = run(config, data, tmp_path / "work", log=lambda _line: None)
+    onnx = export_checkpoint(path, tmp_path / "lev.onnx")
+    assert read_model_metadata(onnx).leveling == LevelingConfig(**RECIPE_LEVELING)
 
 
 def test_magnitude_prune_keeps_largest_channels():

@@ -98,9 +98,9 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     val = list(CachedStreams(job["cache"], "val", window_frames=1, seed=seed).iter_streams())
     _select, check = split_validation(val)
     spec = streams.spec
-    tune = load_dev(job["tune"], spec)
+    tune = load_dev(job["tune"], spec, streams.input_leveling)  # dev audio leveled as the cache's mixtures were
     tuned = {it["name"] for it in tune}
-    untouched = [it for it in load_dev(job["dev"], spec) if it["name"] not in tuned]
+    untouched = [it for it in load_dev(job["dev"], spec, streams.input_leveling) if it["name"] not in tuned]
 
     def sample_batch(step: int):
         return streams.sample_batch(config.batch_size, np.random.default_rng([seed, step]))
@@ -108,6 +108,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     with open(run_dir / "log.txt", "w") as log_file:
         t = time.monotonic()
         res = train(config, spec, sample_batch, val, streams.feature_mean, streams.feature_std, run_dir / "run",
+                    data_info={"stream_options": streams.index.get("options")},  # (the input leveling, if any)
                     log=lambda line: print(line, file=log_file, flush=True))
     out = {"variant": name, "seed": seed, "knobs": knobs, "teacher_weight": teacher, "feature_augment": augment,
            "widths": dict(res.frozen.arch.widths), "train_seconds": time.monotonic() - t,

@@ -14,6 +14,7 @@ from vad.training.cachebuild import CACHE_VERSION
 
 from vad.core.errors import InvalidInputError
 from vad.core.features import FeatureSpec
+from vad.core.leveling import LevelingConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +88,9 @@ class CachedStreams:
         self.index = index
         self.split = split
         self.spec = FeatureSpec.from_dict(index["spec"])
+        leveling = index.get("options", {}).get("input_leveling")
+        # the input leveling its features were computed with (StreamOptions.input_leveling), or None
+        self.input_leveling = None if leveling is None else LevelingConfig.from_dict(leveling)
         self.features = np.load(root / info["files"]["features"], mmap_mode="r")
         self.labels = np.load(root / info["files"]["labels"], mmap_mode="r")
         self.frames_per_stream = int(info["frames_per_stream"])

@@ -412,12 +412,22 @@ def export_onnx(model: FrozenVAD, metadata: ModelMetadata, path: str | Path) -> 
 # --- from a consolidated checkpoint or an existing model file -----------------------------
 
 
-KEEP_LEVELING = "keep"  # convert_onnx's default: the source's input leveling stays as it is
+KEEP_LEVELING = "keep"  # default of convert_onnx (the source's leveling) and export_checkpoint (the trained one)
+
+
+def trained_leveling(info: dict) -> LevelingConfig | None:
+    """The input leveling a consolidated checkpoint's network was trained on (its cache's
+    ``StreamOptions.input_leveling``, kept in the training record), or None."""
+    record = info.get("training")
+    data = record.get("data") if isinstance(record, dict) else None
+    options = data.get("stream_options") if isinstance(data, dict) else None
+    config = options.get("input_leveling") if isinstance(options, dict) else None
+    return None if config is None else LevelingConfig.from_dict(config, "training stream option input_leveling")
 
 
 def export_checkpoint(
     checkpoint: str | Path, path: str | Path, name: str | None = None, postprocess: PostprocessConfig | None = None,
-    leveling: LevelingConfig | None = None,
+    leveling: LevelingConfig | None | str = KEEP_LEVELING,
 ) -> Path:
     """Export a consolidated checkpoint (``training.consolidate``, kind ``vad-frozen``) to ``path``.
 
@@ -425,7 +435,8 @@ def export_checkpoint(
     the checkpoint (``training.consolidate.metadata_fields``); post-processing defaults from
     ``postprocess``, else the checkpoint's ``postprocess`` entry when it has one, else
     ``PostprocessConfig()``. The name defaults to the checkpoint's ``name`` or the file stem.
-    ``leveling``: the input leveling the runtime is to apply (``vad.core.leveling``; None: none).
+    ``leveling``: the input leveling the runtime is to apply (``vad.core.leveling``; None: none);
+    by default the one the network was trained on (``trained_leveling``), none for most recipes.
     """
     from vad.training.consolidate import load_consolidated, metadata_fields
 
@@ -437,6 +448,8 @@ def export_checkpoint(
         fields = metadata_fields(info)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{checkpoint}: consolidated checkpoint lacks metadata: {exc}") from exc
+    if leveling == KEEP_LEVELING:
+        leveling = trained_leveling(info)
     metadata = ModelMetadata(
         **fields, postprocess=postprocess, name=name or str(info.get("name") or Path(path).stem), leveling=leveling
     )

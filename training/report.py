@@ -73,6 +73,7 @@ from vad.training.model import ArchConfig, FrozenVAD, slice_channels
 
 from vad.core.atomicfile import atomic_write_text
 from vad.core.features import FeatureSpec, logmel
+from vad.core.leveling import LevelingConfig
 from vad.core.metrics import roc_auc
 from vad.core.modelmeta import MFLOP
 
@@ -96,10 +97,13 @@ def _group(path: Path, dev_dir: Path) -> tuple[str, str | None]:
     return "other", None
 
 
-def load_dev(dev_dir: str | Path, spec: FeatureSpec) -> list[dict[str, Any]]:
-    """Every ``*.flac`` + ``*.rttm`` in dev_dir, dev_dir/mix and dev_dir/nonspeech: name, group, snr, features, labels."""
+def load_dev(dev_dir: str | Path, spec: FeatureSpec, leveling: LevelingConfig | None = None) -> list[dict[str, Any]]:
+    """Every ``*.flac`` + ``*.rttm`` in dev_dir, dev_dir/mix and dev_dir/nonspeech: name, group, snr, features,
+    labels; ``leveling``: the features of the audio leveled as a primed runtime stream (``vad.core.leveling.level_stream``),
+    for nets trained on leveled input (``CachedStreams.input_leveling``)."""
     from vad.core.audio import load_audio
     from vad.core.labelfiles import read_rttm, segments_to_frames
+    from vad.core.leveling import level_stream
 
     dev_dir = Path(dev_dir)
     items = []
@@ -107,6 +111,8 @@ def load_dev(dev_dir: str | Path, spec: FeatureSpec) -> list[dict[str, Any]]:
         (dev_dir / "nonspeech").glob("*.flac"))
     for audio_path in paths:
         samples, _rate = load_audio(audio_path, spec.sample_rate_hz)
+        if leveling is not None:
+            samples = level_stream(samples, spec.hop_length_samples, leveling.coefficients(spec.hop_s))
         feats = logmel(samples, spec)
         labels = segments_to_frames(read_rttm(audio_path.with_suffix(".rttm")), len(feats), spec.hop_s)
         group, snr = _group(audio_path, dev_dir)
@@ -223,7 +229,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     val = list(CachedStreams(job["cache"], "val", window_frames=1, seed=seed).iter_streams())
     select, check = split_validation(val)
     spec = streams.spec
-    dev = load_dev(job["dev"], spec) if job.get("dev") else []
+    dev = load_dev(job["dev"], spec, streams.input_leveling) if job.get("dev") else []
 
     def sample_batch(step: int):
         return streams.sample_batch(config.batch_size, np.random.default_rng([seed, step]))
@@ -345,18 +351,24 @@ def write_outputs(out_dir: Path, report: dict[str, Any]) -> None:
 # --- command line -----------------------------------------------------------------------
 def _evaluate(args) -> int:
     from vad.training.data import CachedStreams
+    from vad.training.export import trained_leveling
 
     torch.set_num_threads(1)
     out = []
-    dev = None
+    devs: dict[str, list] = {}  # dev features per input leveling the checkpoints were trained on
     check = None
     if args.cache:
         _select, check = split_validation(list(CachedStreams(args.cache, "val", window_frames=1).iter_streams()))
     for ckpt in args.checkpoints:
         model, info = load_consolidated(ckpt)
         spec = FeatureSpec.from_dict(info["feature_spec"])
-        if dev is None and args.dev:
-            dev = load_dev(args.dev, spec)
+        dev = None
+        if args.dev:
+            leveling = trained_leveling(info)
+            key = repr(leveling)
+            if key not in devs:
+                devs[key] = load_dev(args.dev, spec, leveling)
+            dev = devs[key]
         row = {
             "checkpoint": str(ckpt),
             "name": Path(ckpt).stem if Path(ckpt).stem != "consolidated" else Path(ckpt).parent.name,

@@ -17,6 +17,7 @@ from vad.training.rooms import RirBank
 
 from vad.core.errors import AudioFileError, InvalidInputError
 from vad.core.features import FeatureSpec, logmel
+from vad.core.leveling import LevelingConfig, level_stream
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,11 @@ class StreamOptions:
             the speech's active power, or above the background in a speech-free stream; labelled
             non-speech.
         val_fraction: fraction of speech and noise files held out for validation.
+        input_leveling: train on leveled input: a ``vad.core.leveling.LevelingConfig`` as a dict
+            (e.g. ``{"target_dbfs": -26, "attack_ms": 3000, "release_ms": 30000}``). Each
+            mixture's features are computed from it leveled as the runtime levels a primed
+            stream (``level_stream``); the teacher still scores the mixture as it is, and a model
+            exported from such a run carries the same leveling (``training.export``). None: off.
     """
 
     stream_s: float = 20.0
@@ -112,6 +118,7 @@ class StreamOptions:
     event_background_db_range: tuple[float, float] = (0.0, 25.0)
     event_excerpt_prob: float = 0.3
     val_fraction: float = 0.1
+    input_leveling: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> InvalidInputError:
@@ -135,13 +142,21 @@ class StreamOptions:
             raise bad("val_fraction", "must be in (0, 1)")
         if self.max_noise_segments < 1:
             raise bad("max_noise_segments", "must be >= 1")
+        if self.input_leveling is not None:
+            try:
+                LevelingConfig.from_dict(self.input_leveling, "StreamOptions.input_leveling")
+            except InvalidInputError as exc:
+                raise bad("input_leveling", str(exc)) from exc
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a dict; with events off (event_prob 0) the event_* fields are left out, so a
-        cache of a recipe from before they existed keeps its fingerprint (its streams are the same)."""
+        cache of a recipe from before they existed keeps its fingerprint (its streams are the same);
+        so is input_leveling when it is None."""
         out = dataclasses.asdict(self)
         if self.event_prob == 0:
             out = {k: v for k, v in out.items() if not k.startswith("event_")}
+        if self.input_leveling is None:
+            del out["input_leveling"]
         return out
 
 
@@ -426,5 +441,7 @@ def synthesize_stream(ctx: StreamContext, index: int) -> Stream:
             mix = mix * np.float32(_MAX_PEAK / peak)
     mic_rms = 10 ** (rng.uniform(*o.mic_noise_dbfs_range) / 20)
     mix = np.clip(mix + rng.normal(0.0, mic_rms, size=n).astype(np.float32), -1.0, 1.0).astype(np.float32)
-    feats = logmel(mix, spec)
+    heard = mix if o.input_leveling is None else level_stream(
+        mix, hop, LevelingConfig.from_dict(o.input_leveling).coefficients(spec.hop_s))
+    feats = logmel(heard, spec)  # (level_stream keeps the whole hops: the same frames)
     return Stream(mix, feats, labels.astype(np.uint8), skipped, n_utt)

@@ -537,7 +537,11 @@ def train(
 #   (v3, issue 10) the recipe's choices are now StreamOptions' own defaults (tight labels,
 #   30 % non-speech streams, SNR mostly 0-15 dB, levels to -50 dBFS, babble, clipping, AGC)
 #   plus FeatureAugment at batch time: see models/README.md for what was measured on what.
-RECIPE_STREAM_OPTIONS: dict[str, Any] = {}
+#   (session 20) features from input leveled by a slow tracker (StreamOptions.input_leveling; the
+#   exported model carries it): the model card's recipe ablations, round 5.
+RECIPE_LEVELING: dict[str, float] = {"target_dbfs": -26.0, "max_gain_db": 20.0, "attack_ms": 10000.0,
+                                     "release_ms": 30000.0}
+RECIPE_STREAM_OPTIONS: dict[str, Any] = {"input_leveling": RECIPE_LEVELING}
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:

@@ -113,3 +113,21 @@ def level_hops(samples: np.ndarray, hop: int, coefficients: np.ndarray, state: L
         out[i * hop : (i + 1) * hop] = x[i * hop : (i + 1) * hop] * math.exp(gain_db * DB_TO_LN_AMPLITUDE)
     state.level_db, state.started = level, started
     return out, state
+
+
+
+def level_stream(samples: np.ndarray, hop: int, coefficients: np.ndarray, primed: bool = True) -> np.ndarray:
+    """A whole stream as the runtime's front end receives it from a model with input leveling:
+    ``samples`` (1-D float, full scale +-1) cut to whole hops and leveled with ``coefficients``
+    (``LevelingConfig.coefficients``), the tracker first run over the stream's pre-roll when
+    ``primed`` (``vad.core.priming``, as a primed runtime stream does; the pre-roll itself is
+    dropped), else starting at the first hop. Training mixtures and the training tools' dev
+    features go through this for a recipe that trains on leveled input."""
+    from vad.core.priming import PRIME_OPENING_HOPS, prime_samples
+
+    x = np.asarray(samples)
+    x = x[: x.shape[0] // hop * hop]
+    state = LevelState()
+    if primed and x.size:
+        level_hops(prime_samples(x[: PRIME_OPENING_HOPS * hop], hop), hop, coefficients, state)
+    return level_hops(x, hop, coefficients, state)[0]

@@ -63,7 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="speech-to-noise ratio range of the mixtures (default: the recipe's)")
     parser.add_argument("--stream-option", action="append", default=[], metavar="KEY=VALUE",
                         help="override one field of the mixture recipe (training.synthesis.StreamOptions), "
-                        "VALUE as JSON, e.g. event_prob=0.5 or snr_core_db_range=[0,10]; repeatable")
+                        "VALUE as JSON, e.g. event_prob=0.5 or snr_core_db_range=[0,10]; repeatable. The recipe "
+                        "trains on leveled input and the model then levels its input the same way "
+                        "(input_leveling, a vad.core.leveling.LevelingConfig object; input_leveling=null: off)")
     parser.add_argument("--teacher-weight", type=float, default=0.0, metavar="W",
                         help="distil from Silero VAD: targets are (1-W)*label + W*Silero's probability "
                         "(scored once per mixture into the cache; needs the baselines extra; default 0)")
@@ -121,7 +123,11 @@ def _stream_options(items: list[str]) -> dict:
 
 def _same_kind(value, default) -> bool:
     """A JSON value fits a StreamOptions field: ints for ints, numbers for floats, lists of numbers
-    of the same length for tuples (bools are not numbers here)."""
+    of the same length for tuples (bools are not numbers here), an object or null for an optional
+    object (``input_leveling``: StreamOptions checks its fields)."""
+    if default is None:
+        return value is None or isinstance(value, dict)
+
     def fits(v, d) -> bool:
         if isinstance(v, bool):
             return False
