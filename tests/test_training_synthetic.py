@@ -321,3 +321,36 @@ def test_kept_partial_channel_fold_is_exact_in_expectation(monkeypatch):
         noise_scale = float(model.widths["input"].running_var[4].sqrt() * model.dw.weight[4].abs().sum()
                             * model.pw.weight[:, 4].abs().max())
     assert float((got[0] - expected[..., :c2]).abs().max()) < 5 * noise_scale / draws**0.5
+
+
+def test_fine_tuning_keeps_a_moving_average_of_its_weights_when_asked():
+    """train_fixed(ema_decay=d): the net it returns is the exponential moving average of the weights
+    after each step (decay min(d, (1 + t) / (10 + t)) at step t, started at the starting weights);
+    the trained net itself goes on as without it."""
+    from vad.training.consolidate import Schedule, train_fixed
+
+    from tests.runtime_models import build_random_vad
+
+    gen = torch.Generator().manual_seed(0)
+    batches = [(torch.randn(4, 30, 40, generator=gen), (torch.rand(4, 30, generator=gen) > 0.5).float())
+               for _ in range(6)]
+    start = build_random_vad(seed=3, gain=1.0, input_width=8, conv_width=8, gru_width=8)
+    plain, averaged = copy.deepcopy(start), copy.deepcopy(start)
+    trajectory = []
+
+    def sample(step):
+        trajectory.append([p.detach().clone() for p in plain.parameters()])
+        return batches[step]
+
+    train_fixed(plain, sample, Schedule(0.01), max_steps=6)
+    trajectory = trajectory[1:] + [[p.detach().clone() for p in plain.parameters()]]  # the weights after each step
+    result = train_fixed(averaged, lambda step: batches[step], Schedule(0.01), max_steps=6, ema_decay=0.9)
+    for p, q in zip(plain.parameters(), averaged.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)  # the raw weights are unaffected
+    want = [p.detach().clone() for p in start.parameters()]
+    for t, after in enumerate(trajectory):
+        decay = min(0.9, (1 + t) / (10 + t))
+        want = [m + (1 - decay) * (a - m) for m, a in zip(want, after, strict=True)]
+    for got, w in zip(result.model.parameters(), want, strict=True):
+        torch.testing.assert_close(got, w, rtol=1e-6, atol=1e-7)
+    assert max(float((g - p).abs().max()) for g, p in zip(result.model.parameters(), plain.parameters(), strict=True)) > 1e-4

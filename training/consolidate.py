@@ -254,6 +254,7 @@ def train_fixed(
     step_offset: int = 0,
     log: Callable[[str], None] | None = None,
     nonspeech_weight: float = 1.0,
+    ema_decay: float = 0.0,
 ) -> FixedResult:
     """Train ``model`` at fixed widths (in place) and return the best evaluated snapshot.
 
@@ -263,7 +264,9 @@ def train_fixed(
     at the end, and the snapshot of highest ``select`` AUC is returned; ``start_auc`` is the
     starting weights' AUC, which then competes too. Without ``select`` the last weights are
     returned. ``sample_batch(step_offset + step)`` gives the batches; ``nonspeech_weight`` is
-    ``bce_on_logits``'.
+    ``bce_on_logits``'. ``ema_decay`` > 0: what is evaluated and returned is an exponential
+    moving average of the weights instead (started at the starting weights; the decay of step t
+    is min(ema_decay, (1 + t) / (10 + t)), so a short run is not held back by its start).
     """
     if max_steps is None and seconds is None:
         raise InvalidInputError("train_fixed needs max_steps or seconds")
@@ -276,10 +279,11 @@ def train_fixed(
         best = (float(start_auc), 0, copy.deepcopy(candidate(model)).eval())
     start = time.monotonic()
     step = 0
+    average = copy.deepcopy(model) if ema_decay > 0 else None
 
     def snapshot() -> None:
         nonlocal best
-        net = candidate(model).eval()
+        net = candidate(model if average is None else average).eval()
         auc = evaluate_auc(net, select)
         history.append({"step": step, "select_auc": float(auc)})
         score = auc if math.isfinite(auc) else -1.0
@@ -301,6 +305,11 @@ def train_fixed(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP_NORM)
         opt.step()
+        if average is not None:
+            decay = min(ema_decay, (1.0 + step) / (10.0 + step))
+            with torch.no_grad():
+                for mean, now in zip(average.parameters(), params, strict=True):
+                    mean.lerp_(now, 1.0 - decay)
         step += 1
         if log is not None and step % LOG_EVERY_STEPS == 0:
             left = f"{max(0.0, seconds - elapsed) / 60:.1f} min left" if seconds else f"{max_steps - step} steps left"
@@ -308,8 +317,9 @@ def train_fixed(
         if select is not None and eval_every and step % eval_every == 0:
             snapshot()
     model.eval()
+    final = model if average is None else average
     if select is None:
-        return FixedResult(candidate(model).eval(), step, step, float("nan"), history)
+        return FixedResult(candidate(final).eval(), step, step, float("nan"), history)
     if not history or history[-1]["step"] != step:
         snapshot()
     score, best_step, net = best
