@@ -558,11 +558,18 @@ def test_fast_activations_stay_within_their_error_bound():
         assert np.all((s >= 0.0) & (s <= 1.0)) and np.all(np.abs(t) <= 1.0)
 
 
+# numba's float64 front end against the graph's float32 DFT, over the whole dev set. 1e-5 without
+# input leveling; a leveled stream lifts quiet bands off the log floor, where the graph's float32
+# rounding shows: the default (leveled) measured 2.05e-5 on dev/mix/devmix_08 (4.1e-6 with
+# leveling=False; the previous, unleveled default 1.5e-6). The segments must still be identical.
+DEV_SET_GRAPH_TOLERANCE = 3e-5
+
+
 @pytest.mark.slow
 def test_dev_set_matches_the_reference_path(shared_data):
     """Every dev file through the engine (the fused numba step, 10 s calls) against the reference
     backend (the model file's raw-audio graph in onnxruntime, one call per file). Probabilities
-    agree to 1e-5 and the segments equal the shared post-processing of the reference
+    agree to DEV_SET_GRAPH_TOLERANCE and the segments equal the shared post-processing of the reference
     probabilities. The engine primes its streams, so the reference runs on the pre-roll first
     (``vad.core.priming``), its probabilities dropped, all of it leveled as the model asks."""
     from vad.runtime.engine import StreamingVAD
@@ -588,7 +595,7 @@ def test_dev_set_matches_the_reference_path(shared_data):
             primed, _ = level_hops(primed, HOP, leveling, LevelState())
         expected = reference.run(primed, reference.initial_state())[0][PRIME_HOPS:]
         got = StreamingVAD(fused, reference.spec.sample_rate_hz).process_signal(audio)
-        assert np.max(np.abs(got.probabilities - expected), initial=0.0) <= 1e-5, path.name
+        assert np.max(np.abs(got.probabilities - expected), initial=0.0) <= DEV_SET_GRAPH_TOLERANCE, path.name
         segments = segments_from_probabilities(expected, reference.spec.hop_s, fused.metadata.postprocess)
         hop = reference.spec.hop_length_samples
         assert [(e.start_sample, e.end_sample) for e in got.events if e.kind == "end"] == [
